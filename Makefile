@@ -1,0 +1,47 @@
+# masterless — every target creates .venv when missing and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke soak clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,docs,fast]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+test: lint typecheck pytest docs-build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check actors transport tests examples benchmarks
+	$(VENV)/bin/ruff format --check actors transport tests examples benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict actors transport
+
+pytest: $(STAMP)
+	$(PY) -X dev -m pytest -q
+
+docs-build: $(STAMP)
+	@if [ -f mkdocs.yml ]; then $(VENV)/bin/mkdocs build --strict --quiet --site-dir site; fi
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs serve
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-smoke: $(STAMP)
+	$(PY) -m benchmarks --smoke
+
+soak: $(STAMP)
+	SOAK_SECONDS=60 $(PY) -m pytest -q -m soak
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache
