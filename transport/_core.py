@@ -1,0 +1,734 @@
+"""Sans-I/O node core: connections, connection dedup, heartbeats and reconnect queues.
+
+:class:`NodeCore` is the whole protocol of one node without sockets, clocks or randomness:
+the caller passes the time into every call, draws nonces through ``nonce_factory``, feeds
+received bytes with :meth:`NodeCore.receive_data`, and after every call
+
+* writes each dirty connection's :meth:`NodeCore.take_output` to its socket (and closes the
+  socket when :attr:`Connection.closing` is set), and
+* dispatches :meth:`NodeCore.take_events`.
+
+The asyncio shell in :mod:`transport._node` does exactly that; the deterministic simulation
+in the tests does it with an in-memory network.
+
+Dedup rule (see docs/protocol.md): for each pair, the node whose id sorts lower is the
+*decider*. After authentication the other node (the *follower*) sends a ``claim`` carrying a
+per-node sequence number and the ids of its other live connections to the decider. The decider
+commits the first claimed connection; a later claim replaces the committed one only when the
+follower restarted (new incarnation) or when the claim is newer than the committed one and says
+the follower no longer holds it (the dialer's word is trusted, as in Erlang's ``alive``
+exchange). Anything else is rejected as ``duplicate``. The follower marks a connection up only
+when the decider's ``commit`` arrives, so ``connect`` fires once per side.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NamedTuple
+
+from ._frames import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from ._handshake import (
+    Handshake,
+    HandshakeState,
+    LocalIdentity,
+    PeerIdentity,
+    RejectCode,
+    error_for_reject,
+    reject_body,
+)
+from .errors import HandshakeError, ProtocolError, TransportError
+
+__all__ = [
+    "Connection",
+    "ConnectionState",
+    "CoreConfig",
+    "DialOutcome",
+    "NodeCore",
+    "PacketReceived",
+    "PeerConnected",
+    "PeerDisconnected",
+    "RedialNeeded",
+]
+
+logger = logging.getLogger("transport")
+
+TAG_DATA = 0
+TAG_HEARTBEAT = 1
+TAG_KEEP = 2
+TAG_GOODBYE = 3
+
+HEARTBEAT_FRAME = encode_frame([TAG_HEARTBEAT])
+_RETIRED_INCARNATIONS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Limits and timings of one node (all times in seconds)."""
+
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0
+    handshake_timeout: float = 5.0
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    max_pending_handshakes: int = 64
+    queue_max_packets: int = 10_000
+    queue_max_bytes: int = 16 * 1024 * 1024
+    high_water: int = 4 * 1024 * 1024
+
+
+class PeerConnected(NamedTuple):
+    """A peer's connection is up (fires once per connection, on both sides)."""
+
+    peer_id: str
+    uri: str | None
+
+
+class PeerDisconnected(NamedTuple):
+    """A connection that was up ended; ``reason`` is closed, lost or restarted."""
+
+    peer_id: str
+    reason: str
+
+
+class PacketReceived(NamedTuple):
+    """A data packet from an up connection."""
+
+    peer_id: str
+    packet: Any
+
+
+class RedialNeeded(NamedTuple):
+    """A kept peer has no connection; the shell should dial ``uri`` with backoff."""
+
+    peer_id: str
+    uri: str
+
+
+class DialOutcome(NamedTuple):
+    """A dialed connection reached its end state.
+
+    ``peer_id`` is known when the handshake got that far; ``error`` is None on success and on
+    ``duplicate`` (another connection to the same peer survived: wait for it to be up).
+    """
+
+    connection: Connection
+    peer_id: str | None
+    error: TransportError | None
+
+
+Event = PeerConnected | PeerDisconnected | PacketReceived | RedialNeeded | DialOutcome
+
+
+class ConnectionState(IntEnum):
+    """Life of one connection."""
+
+    HANDSHAKE = 0
+    AWAIT_CLAIM = 1  # decider: authenticated, waiting for the follower's claim
+    AWAIT_COMMIT = 2  # follower: claim sent, waiting for the decider's commit
+    UP = 3
+    CLOSED = 4
+
+
+class Connection:
+    """One TCP connection as the core sees it (the shell attaches its transport)."""
+
+    __slots__ = (
+        "claim_seq",
+        "close_reason",
+        "closing",
+        "deadline",
+        "decoder",
+        "dialed_uri",
+        "dirty",
+        "handle",
+        "handshake",
+        "last_received",
+        "last_sent",
+        "outbox",
+        "outbox_bytes",
+        "paused",
+        "peer",
+        "received",
+        "remote_keeps",
+        "sent",
+        "settled",
+        "state",
+        "transport",
+    )
+
+    def __init__(self, handle: int, handshake: Handshake, decoder: FrameDecoder, now: float):
+        self.handle = handle
+        self.handshake = handshake
+        self.decoder = decoder
+        self.state = ConnectionState.HANDSHAKE
+        self.peer: PeerIdentity | None = None
+        self.outbox: list[bytes] = []
+        self.outbox_bytes = 0
+        self.dirty = False
+        self.closing = False
+        self.close_reason: str | None = None
+        self.paused = False
+        self.deadline = now
+        self.last_received = now
+        self.last_sent = now
+        self.received = False
+        self.sent = False
+        self.claim_seq = -1
+        self.remote_keeps = False
+        self.settled = False
+        self.dialed_uri: str | None = None
+        self.transport: Any = None
+
+    @property
+    def dialer(self) -> bool:
+        """True when this node opened the connection."""
+        return self.handshake.dialer
+
+    def __repr__(self) -> str:
+        peer = self.peer.node_id if self.peer else self.handshake.peer_id
+        role = "dialer" if self.dialer else "listener"
+        return f"<Connection #{self.handle} {role} peer={peer!r} {self.state.name}>"
+
+
+class _PeerRecord:
+    """What the node remembers of a peer it keeps or is connected to."""
+
+    __slots__ = ("kept", "queue", "queue_bytes", "uri")
+
+    def __init__(self, uri: str | None) -> None:
+        self.uri = uri
+        self.kept = False
+        self.queue: deque[bytes] = deque()
+        self.queue_bytes = 0
+
+
+class NodeCore:
+    """The protocol state of one node, driven by bytes, times and intents passed in.
+
+    Args:
+        local: this node's id, incarnation and advertised uri.
+        config: limits and timings.
+        cookie: shared secret or None for an open mesh.
+        nonce_factory: returns 32 fresh random bytes per call.
+    """
+
+    def __init__(
+        self,
+        local: LocalIdentity,
+        config: CoreConfig,
+        cookie: bytes | None,
+        nonce_factory: Callable[[], bytes],
+    ) -> None:
+        self.local = local
+        self.config = config
+        self._cookie = cookie
+        self._nonce_factory = nonce_factory
+        self._next_handle = 0
+        self._claim_seq = 0
+        self.connections: dict[int, Connection] = {}
+        self.up: dict[str, Connection] = {}
+        self._records: dict[str, _PeerRecord] = {}
+        self._retired: dict[str, deque[int]] = {}
+        self.dirty: list[Connection] = []
+        self.events: list[Event] = []
+        self.closed = False
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    @property
+    def peers(self) -> list[str]:
+        """Ids of peers with an up connection."""
+        return list(self.up)
+
+    @property
+    def pending_handshakes(self) -> int:
+        """Incoming connections that have not finished their handshake."""
+        return sum(
+            1
+            for conn in self.connections.values()
+            if conn.state < ConnectionState.UP and not conn.dialer
+        )
+
+    def is_kept(self, peer_id: str) -> bool:
+        """True when this node re-dials ``peer_id`` whenever its connection drops."""
+        record = self._records.get(peer_id)
+        return record is not None and record.kept
+
+    def peer_uri(self, peer_id: str) -> str | None:
+        """The uri this node would re-dial ``peer_id`` at."""
+        record = self._records.get(peer_id)
+        return None if record is None else record.uri
+
+    def queued(self, peer_id: str) -> int:
+        """Packets waiting in ``peer_id``'s reconnect queue."""
+        record = self._records.get(peer_id)
+        return 0 if record is None else len(record.queue)
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def take_events(self) -> list[Event]:
+        """Return and forget the events produced since the last call."""
+        events = self.events
+        self.events = []
+        return events
+
+    def take_dirty(self) -> list[Connection]:
+        """Return and forget the connections with output to write or a close to perform."""
+        dirty = self.dirty
+        self.dirty = []
+        for conn in dirty:
+            conn.dirty = False
+        return dirty
+
+    @staticmethod
+    def take_output(conn: Connection) -> bytes:
+        """Return and forget the bytes queued for ``conn``."""
+        if not conn.outbox:
+            return b""
+        data = conn.outbox[0] if len(conn.outbox) == 1 else b"".join(conn.outbox)
+        conn.outbox = []
+        conn.outbox_bytes = 0
+        return data
+
+    def _write(self, conn: Connection, frame: bytes) -> None:
+        conn.outbox.append(frame)
+        conn.outbox_bytes += len(frame)
+        conn.sent = True
+        if not conn.dirty:
+            conn.dirty = True
+            self.dirty.append(conn)
+
+    def _write_body(self, conn: Connection, body: Any) -> None:
+        self._write(conn, encode_frame(body))
+
+    # -- connection life --------------------------------------------------------------------------
+
+    def open(self, *, dialer: bool, now: float, uri: str | None = None) -> Connection:
+        """Register a new connection; a dialer's hello is queued at once.
+
+        A listener past ``max_pending_handshakes`` gets a connection that is already closing
+        with a ``busy`` reject.
+        """
+        handshake = Handshake(
+            dialer=dialer, local=self.local, cookie=self._cookie, nonce=self._nonce_factory()
+        )
+        conn = Connection(
+            self._next_handle, handshake, FrameDecoder(self.config.max_frame_size), now
+        )
+        self._next_handle += 1
+        conn.deadline = now + self.config.handshake_timeout
+        conn.dialed_uri = uri
+        if self.closed:
+            conn.state = ConnectionState.CLOSED
+            self._request_close(conn)
+            return conn
+        if not dialer and self.pending_handshakes >= self.config.max_pending_handshakes:
+            logger.warning(
+                "node %s: refusing a connection: %d handshakes already pending",
+                self.local.node_id,
+                self.config.max_pending_handshakes,
+            )
+            conn.state = ConnectionState.CLOSED
+            self._write_body(conn, reject_body(RejectCode.BUSY, "too many pending handshakes"))
+            self._request_close(conn)
+            return conn
+        self.connections[conn.handle] = conn
+        for body in handshake.initiate():
+            self._write_body(conn, body)
+        return conn
+
+    def receive_data(self, conn: Connection, data: bytes, now: float) -> None:
+        """Feed bytes received on ``conn``."""
+        if conn.state is ConnectionState.CLOSED:
+            return
+        try:
+            bodies = conn.decoder.feed(data)
+        except ProtocolError as exc:
+            self._fail(conn, exc)
+            return
+        conn.received = True
+        if conn.state is ConnectionState.UP:
+            self._receive_up(conn, bodies, 0)
+            return
+        for index, body in enumerate(bodies):
+            try:
+                state = self._receive_setup(conn, body, now)
+            except HandshakeError as exc:
+                self._fail(conn, exc)
+                return
+            if state is ConnectionState.UP:
+                self._receive_up(conn, bodies, index + 1)
+                return
+            if state is ConnectionState.CLOSED:
+                return
+
+    def connection_lost(self, conn: Connection, now: float) -> None:
+        """The socket of ``conn`` closed (EOF, reset, or after a requested close)."""
+        if conn.state is not ConnectionState.CLOSED:
+            if conn.state is ConnectionState.UP:
+                self._close(conn, "lost")
+            else:
+                error: TransportError = HandshakeError(
+                    "connection closed during the handshake", code=RejectCode.PROTOCOL
+                )
+                self._fail(conn, error, send_reject=False)
+        conn.closing = True
+        self.connections.pop(conn.handle, None)
+
+    def tick(self, now: float) -> None:
+        """Advance time: handshake deadlines, heartbeats, silent peers."""
+        config = self.config
+        for conn in list(self.connections.values()):
+            if conn.state is ConnectionState.CLOSED:
+                continue
+            if conn.state is not ConnectionState.UP:
+                if now >= conn.deadline:
+                    self._fail(
+                        conn,
+                        HandshakeError(
+                            f"handshake timed out after {config.handshake_timeout} s",
+                            code=RejectCode.PROTOCOL,
+                        ),
+                    )
+                continue
+            if conn.received:
+                conn.received = False
+                conn.last_received = now
+            elif now - conn.last_received >= config.heartbeat_timeout:
+                logger.warning(
+                    "node %s: peer %s silent for %.1f s, declaring it lost",
+                    self.local.node_id,
+                    conn.peer.node_id if conn.peer else "?",
+                    now - conn.last_received,
+                )
+                self._close(conn, "lost")
+                continue
+            if conn.sent:
+                conn.sent = False
+                conn.last_sent = now
+            elif now - conn.last_sent >= config.heartbeat_interval:
+                self._write(conn, HEARTBEAT_FRAME)
+                conn.sent = False
+                conn.last_sent = now
+
+    # -- intents --------------------------------------------------------------------------------
+
+    def send(self, peer_id: str, frame: bytes) -> bool:
+        """Hand an encoded data frame to ``peer_id``'s connection or reconnect queue."""
+        conn = self.up.get(peer_id)
+        if conn is not None:
+            if conn.paused or conn.outbox_bytes > self.config.high_water:
+                return False
+            conn.outbox.append(frame)
+            conn.outbox_bytes += len(frame)
+            conn.sent = True
+            if not conn.dirty:
+                conn.dirty = True
+                self.dirty.append(conn)
+            return True
+        record = self._records.get(peer_id)
+        if record is None or not record.kept:
+            return False
+        if (
+            len(record.queue) >= self.config.queue_max_packets
+            or record.queue_bytes + len(frame) > self.config.queue_max_bytes
+        ):
+            return False
+        record.queue.append(frame)
+        record.queue_bytes += len(frame)
+        return True
+
+    def keep(self, peer_id: str, flag: bool, uri: str | None = None) -> None:
+        """Mark ``peer_id`` kept (re-dialed on loss) or not; ``uri`` updates where to dial."""
+        record = self._records.get(peer_id)
+        if record is None:
+            if not flag:
+                return
+            record = self._records[peer_id] = _PeerRecord(uri)
+        if uri is not None:
+            record.uri = uri
+        changed = record.kept != flag
+        record.kept = flag
+        conn = self.up.get(peer_id)
+        if conn is not None and changed:
+            self._write_body(conn, [TAG_KEEP, flag])
+        if not flag:
+            record.queue.clear()
+            record.queue_bytes = 0
+            if conn is None:
+                del self._records[peer_id]
+        elif conn is None and changed and record.uri is not None:
+            self.events.append(RedialNeeded(peer_id, record.uri))
+
+    def disconnect(self, peer_id: str) -> bool:
+        """Stop keeping ``peer_id`` and close its connection with a goodbye.
+
+        Returns:
+            True when a connection was up.
+        """
+        self.keep(peer_id, False)
+        self._records.pop(peer_id, None)
+        conn = self.up.get(peer_id)
+        for other in list(self.connections.values()):
+            if other is not conn and other.handshake.peer_id == peer_id:
+                self._fail(other, HandshakeError("disconnected by the user", code="closing"))
+        if conn is None:
+            return False
+        self._write_body(conn, [TAG_GOODBYE, "closed"])
+        self._close(conn, "closed")
+        return True
+
+    def close(self) -> None:
+        """Say goodbye on every connection and close them all; no new connection is accepted."""
+        self.closed = True
+        for record in self._records.values():
+            record.kept = False
+        for conn in list(self.connections.values()):
+            if conn.state is ConnectionState.UP:
+                self._write_body(conn, [TAG_GOODBYE, "closed"])
+                self._close(conn, "closed")
+            elif conn.state is not ConnectionState.CLOSED:
+                self._fail(conn, HandshakeError("node is closing", code=RejectCode.CLOSING))
+        self._records.clear()
+
+    def set_paused(self, conn: Connection, paused: bool) -> None:
+        """The shell reports its socket buffer crossing the high (True) or low (False) mark."""
+        conn.paused = paused
+
+    # -- receiving --------------------------------------------------------------------------------
+
+    def _receive_up(self, conn: Connection, bodies: list[Any], start: int) -> None:
+        peer = conn.peer
+        assert peer is not None
+        peer_id = peer.node_id
+        events = self.events
+        for index in range(start, len(bodies)):
+            body = bodies[index]
+            if type(body) is list and len(body) == 2 and body[0] == TAG_DATA:
+                events.append(PacketReceived(peer_id, body[1]))
+                continue
+            self._receive_control(conn, body)
+            if conn.state is ConnectionState.CLOSED:
+                return
+
+    def _receive_control(self, conn: Connection, body: Any) -> None:
+        if type(body) is not list or not body or type(body[0]) is not int:
+            self._fail(conn, ProtocolError(f"malformed frame after handshake: {body!r:.80}"))
+            return
+        tag = body[0]
+        if tag == TAG_HEARTBEAT and len(body) == 1:
+            return
+        if tag == TAG_KEEP and len(body) == 2 and type(body[1]) is bool:
+            conn.remote_keeps = body[1]
+            return
+        if tag == TAG_GOODBYE and len(body) == 2:
+            self._close(conn, "closed")
+            return
+        self._fail(conn, ProtocolError(f"unknown control frame: {body!r:.80}"))
+
+    def _receive_setup(self, conn: Connection, body: Any, now: float) -> ConnectionState:
+        """Handle one handshake/claim/commit body; return the connection's new state."""
+        if conn.state is ConnectionState.HANDSHAKE:
+            handshake = conn.handshake
+            for reply in handshake.receive(body):
+                self._write_body(conn, reply)
+            if handshake.state is HandshakeState.AUTHENTICATED:
+                self._authenticated(conn)
+            return conn.state
+        if not isinstance(body, dict):
+            raise ProtocolError(f"expected a claim/commit map, got {type(body).__name__}")
+        op = body.get("op")
+        if op == "reject":
+            error = error_for_reject(body)
+            if error.code == RejectCode.DUPLICATE:
+                self._settle(conn, None)
+                conn.state = ConnectionState.CLOSED
+                conn.close_reason = "duplicate"
+                self._request_close(conn)
+                return conn.state
+            raise error
+        if conn.state is ConnectionState.AWAIT_CLAIM and op == "claim":
+            self._on_claim(conn, body)
+            return conn.state
+        if conn.state is ConnectionState.AWAIT_COMMIT and op == "commit":
+            self._on_commit(conn, body)
+            return conn.state
+        raise ProtocolError(f"unexpected {op!r} in state {conn.state.name}")
+
+    def _authenticated(self, conn: Connection) -> None:
+        peer = conn.handshake.peer
+        assert peer is not None
+        conn.peer = peer
+        retired = self._retired.get(peer.node_id)
+        if retired is not None and peer.incarnation in retired:
+            raise HandshakeError("stale incarnation", code=RejectCode.STALE)
+        if self.local.node_id < peer.node_id:
+            conn.state = ConnectionState.AWAIT_CLAIM
+            return
+        self._claim_seq += 1
+        conn.claim_seq = self._claim_seq
+        alive = [
+            other.handshake.connection_id
+            for other in self.connections.values()
+            if other is not conn
+            and other.state is not ConnectionState.CLOSED
+            and other.handshake.peer_id == peer.node_id
+            and other.handshake.connection_id is not None
+        ]
+        self._write_body(
+            conn,
+            {
+                "op": "claim",
+                "seq": conn.claim_seq,
+                "alive": alive,
+                "keep": self.is_kept(peer.node_id),
+            },
+        )
+        conn.state = ConnectionState.AWAIT_COMMIT
+
+    def _on_claim(self, conn: Connection, claim: dict[str, Any]) -> None:
+        seq = claim.get("seq")
+        alive = claim.get("alive")
+        keep = claim.get("keep")
+        if (
+            type(seq) is not int
+            or not isinstance(alive, list)
+            or not all(isinstance(item, bytes) for item in alive)
+            or type(keep) is not bool
+        ):
+            raise ProtocolError("malformed claim")
+        peer = conn.peer
+        assert peer is not None
+        conn.claim_seq = seq
+        conn.remote_keeps = keep
+        old = self.up.get(peer.node_id)
+        if old is not None:
+            assert old.peer is not None
+            if old.peer.incarnation != peer.incarnation:
+                self._retire(peer.node_id, old.peer.incarnation)
+                self._close(old, "restarted", send_goodbye=True, redial=False)
+            elif seq > old.claim_seq and old.peer.connection_id not in alive:
+                # The follower says it no longer holds the committed connection: trust it.
+                self._close(old, "lost", redial=False)
+            else:
+                self._write_body(
+                    conn, reject_body(RejectCode.DUPLICATE, "a connection is already up")
+                )
+                self._settle(conn, None)
+                conn.state = ConnectionState.CLOSED
+                conn.close_reason = "duplicate"
+                self._request_close(conn)
+                return
+        self._write_body(conn, {"op": "commit", "keep": self.is_kept(peer.node_id)})
+        self._mark_up(conn)
+
+    def _on_commit(self, conn: Connection, commit: dict[str, Any]) -> None:
+        keep = commit.get("keep")
+        if type(keep) is not bool:
+            raise ProtocolError("malformed commit")
+        peer = conn.peer
+        assert peer is not None
+        conn.remote_keeps = keep
+        old = self.up.get(peer.node_id)
+        if old is not None:
+            assert old.peer is not None
+            if old.peer.incarnation != peer.incarnation:
+                self._retire(peer.node_id, old.peer.incarnation)
+                self._close(old, "restarted", send_goodbye=True, redial=False)
+            else:
+                self._close(old, "lost", redial=False)
+        self._mark_up(conn)
+
+    def _retire(self, peer_id: str, incarnation: int) -> None:
+        retired = self._retired.setdefault(peer_id, deque(maxlen=_RETIRED_INCARNATIONS))
+        retired.append(incarnation)
+
+    def _mark_up(self, conn: Connection) -> None:
+        peer = conn.peer
+        assert peer is not None
+        conn.state = ConnectionState.UP
+        self.up[peer.node_id] = conn
+        record = self._records.get(peer.node_id)
+        if record is None:
+            record = self._records[peer.node_id] = _PeerRecord(None)
+        if conn.dialed_uri is not None:
+            record.uri = conn.dialed_uri
+        elif record.uri is None:
+            record.uri = peer.uri
+        # Packets queued while the peer was away go first, in the order they were sent.
+        while record.queue:
+            self._write(conn, record.queue.popleft())
+        record.queue_bytes = 0
+        self._settle(conn, None)
+        self.events.append(PeerConnected(peer.node_id, peer.uri))
+
+    # -- ending -----------------------------------------------------------------------------------
+
+    def _settle(self, conn: Connection, error: TransportError | None) -> None:
+        if conn.dialer and not conn.settled:
+            conn.settled = True
+            self.events.append(DialOutcome(conn, conn.handshake.peer_id, error))
+
+    def _request_close(self, conn: Connection) -> None:
+        conn.closing = True
+        if not conn.dirty:
+            conn.dirty = True
+            self.dirty.append(conn)
+
+    def _fail(self, conn: Connection, error: TransportError, *, send_reject: bool = True) -> None:
+        """End ``conn`` because of ``error``, logging it; the node carries on."""
+        if conn.state is ConnectionState.UP:
+            logger.warning(
+                "node %s: closing connection to %s: %s",
+                self.local.node_id,
+                conn.peer.node_id if conn.peer else "?",
+                error,
+            )
+            self._close(conn, "lost")
+            return
+        if conn.state is ConnectionState.CLOSED:
+            return
+        logger.warning("node %s: handshake failed on %r: %s", self.local.node_id, conn, error)
+        if send_reject:
+            code = error.code if isinstance(error, HandshakeError) else RejectCode.PROTOCOL
+            self._write_body(conn, reject_body(code, str(error)))
+        conn.state = ConnectionState.CLOSED
+        conn.close_reason = "failed"
+        self._settle(conn, error)
+        self._request_close(conn)
+        peer_id = conn.handshake.peer_id
+        if conn.dialer and peer_id is not None and peer_id not in self.up:
+            self._redial_if_kept(peer_id)
+
+    def _close(
+        self, conn: Connection, reason: str, *, send_goodbye: bool = False, redial: bool = True
+    ) -> None:
+        """End an up connection, firing ``PeerDisconnected`` once."""
+        if conn.state is ConnectionState.CLOSED:
+            return
+        was_up = conn.state is ConnectionState.UP
+        if send_goodbye:
+            self._write_body(conn, [TAG_GOODBYE, reason])
+        conn.state = ConnectionState.CLOSED
+        conn.close_reason = reason
+        self._request_close(conn)
+        if not was_up:
+            return
+        peer = conn.peer
+        assert peer is not None
+        if self.up.get(peer.node_id) is conn:
+            del self.up[peer.node_id]
+            self.events.append(PeerDisconnected(peer.node_id, reason))
+            if redial:
+                self._redial_if_kept(peer.node_id)
+            record = self._records.get(peer.node_id)
+            if record is not None and not record.kept:
+                del self._records[peer.node_id]
+
+    def _redial_if_kept(self, peer_id: str) -> None:
+        record = self._records.get(peer_id)
+        if record is not None and record.kept and record.uri is not None and not self.closed:
+            self.events.append(RedialNeeded(peer_id, record.uri))

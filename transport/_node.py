@@ -1,0 +1,650 @@
+"""The asyncio shell around :class:`transport._core.NodeCore`: sockets, timers, redials.
+
+Every network callback feeds the core, then runs one rule: dispatch the events it produced,
+write what it queued. Writes are coalesced: frames queued during one event-loop turn go out in
+one ``transport.write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import logging
+import os
+import random
+import secrets
+import ssl as ssl_module
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, overload
+from urllib.parse import urlsplit
+
+from . import _frames
+from ._core import (
+    Connection,
+    CoreConfig,
+    DialOutcome,
+    NodeCore,
+    PacketReceived,
+    PeerConnected,
+    PeerDisconnected,
+    RedialNeeded,
+)
+from ._frames import DEFAULT_MAX_FRAME_SIZE
+from ._handshake import LocalIdentity
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectError,
+    HandshakeError,
+    NodeStateError,
+    TransportError,
+)
+
+__all__ = ["EventName", "Handler", "Node", "parse_uri"]
+
+logger = logging.getLogger("transport")
+
+EventName = Literal["listening", "connect", "disconnect", "message"]
+Handler = Callable[..., Any]
+_EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message")
+_CLOSE_GRACE = 2.0
+
+
+def parse_uri(uri: str) -> tuple[str, int]:
+    """Split ``tcp://host:port`` (IPv6 as ``tcp://[::1]:port``) into host and port.
+
+    Raises:
+        ConfigurationError: the uri is not of that form.
+    """
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"invalid uri {uri!r}: {exc}") from exc
+    if parts.scheme != "tcp" or not parts.hostname or port is None:
+        raise ConfigurationError(f"invalid uri {uri!r}: expected tcp://host:port")
+    return parts.hostname, port
+
+
+def _format_uri(host: str, port: int) -> str:
+    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Link(asyncio.Protocol):
+    """One socket: feeds the core and reports back to the node."""
+
+    def __init__(self, node: Node, *, dialer: bool, uri: str | None = None) -> None:
+        self.node = node
+        self.dialer = dialer
+        self.uri = uri
+        self.conn: Connection | None = None
+        self.transport: asyncio.Transport | None = None
+        self.outcome: asyncio.Future[DialOutcome] = node._loop.create_future()
+        self.lost: asyncio.Future[None] = node._loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        node = self.node
+        self.transport = transport
+        transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
+        conn = node._core.open(dialer=self.dialer, now=node._loop.time(), uri=self.uri)
+        conn.transport = self
+        self.conn = conn
+        node._links.add(self)
+        node._after_core(flush=True)
+
+    def data_received(self, data: bytes) -> None:
+        node = self.node
+        conn = self.conn
+        assert conn is not None
+        node._core.receive_data(conn, data, node._loop.time())
+        node._after_core(flush=True)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        node = self.node
+        node._links.discard(self)
+        if self.conn is not None:
+            node._core.connection_lost(self.conn, node._loop.time())
+            node._wake_drain_waiters(self.conn)
+        node._after_core(flush=True)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.node._core.set_paused(self.conn, True)
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.node._core.set_paused(self.conn, False)
+            self.node._wake_drain_waiters(self.conn)
+
+
+class Node:
+    """One member of a masterless mesh: listens, dials, dedups, heartbeats, re-dials.
+
+    Args:
+        node_id: this node's id, unique in its mesh (1-255 characters).
+        host: address to listen on. A non-loopback host requires a ``cookie`` unless
+            ``insecure=True``.
+        port: port to listen on; 0 picks a free one.
+        cookie: shared secret (bytes or str); peers must hold the same one.
+        ssl: TLS context used to listen and, unless ``dial_ssl`` is given, to dial.
+        dial_ssl: TLS context used to dial, when it differs from ``ssl``.
+        advertise: uri announced to peers (``tcp://public-host:9000``); defaults to the
+            bound address.
+        insecure: allow an open mesh on a non-loopback address.
+        heartbeat_interval: send a heartbeat after this long without sending anything.
+        heartbeat_timeout: declare a peer lost after this long without hearing from it.
+        handshake_timeout: limit for one handshake and for ``connect()``.
+        max_frame_size: largest frame body accepted, in bytes.
+        max_pending_handshakes: incoming connections allowed to be mid-handshake at once.
+        queue_max_packets: bound of a kept peer's reconnect queue, in packets.
+        queue_max_bytes: bound of a kept peer's reconnect queue, in bytes.
+        high_water: outgoing buffer size past which ``send`` returns False for that peer.
+        low_water: buffer size below which ``drained()`` returns.
+        reconnect_initial: first re-dial delay of a kept peer, in seconds.
+        reconnect_max: largest re-dial delay, in seconds.
+
+    Raises:
+        ConfigurationError: an argument is invalid, or the bind is unsafe.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        cookie: bytes | str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        dial_ssl: ssl_module.SSLContext | None = None,
+        advertise: str | None = None,
+        insecure: bool = False,
+        heartbeat_interval: float = 1.0,
+        heartbeat_timeout: float = 5.0,
+        handshake_timeout: float = 5.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_pending_handshakes: int = 64,
+        queue_max_packets: int = 10_000,
+        queue_max_bytes: int = 16 * 1024 * 1024,
+        high_water: int = 1024 * 1024,
+        low_water: int = 256 * 1024,
+        reconnect_initial: float = 0.1,
+        reconnect_max: float = 5.0,
+    ) -> None:
+        if not isinstance(node_id, str) or not 0 < len(node_id) <= 255:
+            raise ConfigurationError("node_id must be a string of 1 to 255 characters")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be in 0..65535, got {port!r}")
+        if isinstance(cookie, str):
+            cookie = cookie.encode()
+        if cookie is not None and (not isinstance(cookie, bytes) or not cookie):
+            raise ConfigurationError("cookie must be non-empty bytes or str")
+        if cookie is None and not insecure and not _is_loopback(host):
+            raise ConfigurationError(
+                f"refusing to listen on non-loopback host {host!r} without a cookie: anyone who "
+                "can reach the port could join the mesh and send packets. Pass cookie=... "
+                "(and ssl=... to encrypt), or insecure=True to run an open mesh on purpose."
+            )
+        if not 0 < heartbeat_interval < heartbeat_timeout:
+            raise ConfigurationError("need 0 < heartbeat_interval < heartbeat_timeout")
+        if handshake_timeout <= 0 or reconnect_initial <= 0 or reconnect_max < reconnect_initial:
+            raise ConfigurationError("timeouts and reconnect delays must be positive")
+        if not 0 <= low_water <= high_water:
+            raise ConfigurationError("need 0 <= low_water <= high_water")
+        if advertise is not None:
+            parse_uri(advertise)
+        self._id = node_id
+        self._host = host
+        self._port = port
+        self._cookie = cookie
+        self._ssl = ssl
+        self._dial_ssl = dial_ssl if dial_ssl is not None else ssl
+        self._advertise = advertise
+        self._handshake_timeout = handshake_timeout
+        self._high_water = high_water
+        self._low_water = low_water
+        self._reconnect_initial = reconnect_initial
+        self._reconnect_max = reconnect_max
+        self._tick_interval = min(heartbeat_interval, handshake_timeout) / 4
+        self._config = CoreConfig(
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            handshake_timeout=handshake_timeout,
+            max_frame_size=max_frame_size,
+            max_pending_handshakes=max_pending_handshakes,
+            queue_max_packets=queue_max_packets,
+            queue_max_bytes=queue_max_bytes,
+            high_water=high_water,
+        )
+        self._handlers: dict[str, list[tuple[Handler, bool]]] = {name: [] for name in _EVENTS}
+        self._uri: str | None = None
+        self._state = "new"
+        self._core: NodeCore = NodeCore(
+            LocalIdentity(node_id, 0, None), self._config, cookie, lambda: os.urandom(32)
+        )
+        self._links: set[_Link] = set()
+        self._redialers: dict[str, asyncio.Task[None]] = {}
+        self._handler_tasks: set[asyncio.Task[Any]] = set()
+        self._peer_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._drain_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._flush_handle: asyncio.Handle | None = None
+        self._server: asyncio.Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """This node's id."""
+        return self._id
+
+    @property
+    def peers(self) -> list[str]:
+        """Ids of the peers connected now (handshake done)."""
+        return self._core.peers
+
+    @property
+    def incarnation(self) -> int:
+        """Random 64-bit number drawn at ``start()``; tells a restarted node from a live one."""
+        return self._core.local.incarnation
+
+    def info(self) -> str | None:
+        """The uri announced to peers (``tcp://host:port``), or None before ``start()``."""
+        return self._uri
+
+    def is_kept(self, peer_id: str) -> bool:
+        """True when ``peer_id`` is re-dialed whenever its connection drops."""
+        return self._core.is_kept(peer_id)
+
+    def __repr__(self) -> str:
+        return f"<Node {self._id!r} {self._state} uri={self._uri!r} peers={len(self._core.up)}>"
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on(self, event: EventName, handler: Handler) -> Handler:
+        """Register ``handler`` for ``event``; sync functions and coroutine functions both work.
+
+        Handlers receive ``listening(uri)``, ``connect(peer_id, uri)``,
+        ``disconnect(peer_id, reason)``, ``message(peer_id, packet)``. An exception in a
+        handler is logged and does not affect the node.
+
+        Returns:
+            ``handler``, so ``on`` can be used as a decorator factory's target.
+
+        Raises:
+            ConfigurationError: unknown event name.
+        """
+        if event not in self._handlers:
+            raise ConfigurationError(f"unknown event {event!r}; expected one of {_EVENTS}")
+        self._handlers[event].append((handler, inspect.iscoroutinefunction(handler)))
+        return handler
+
+    def off(self, event: EventName, handler: Handler) -> None:
+        """Remove a handler registered with :meth:`on` (no error if it is not there)."""
+        self._handlers[event] = [h for h in self._handlers.get(event, []) if h[0] is not handler]
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for handler, is_async in self._handlers[event]:
+            try:
+                if is_async:
+                    task = self._loop.create_task(handler(*args))
+                    self._handler_tasks.add(task)
+                    task.add_done_callback(self._handler_done)
+                else:
+                    handler(*args)
+            except Exception:
+                logger.exception("node %s: %s handler %r raised", self._id, event, handler)
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        self._handler_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("node %s: async handler raised", self._id, exc_info=task.exception())
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` and begin serving; draws a fresh incarnation.
+
+        Raises:
+            NodeStateError: the node was already started.
+            ConnectError: the address cannot be bound.
+        """
+        if self._state != "new":
+            raise NodeStateError(f"node {self._id!r} was already started")
+        self._state = "starting"
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._server = await self._loop.create_server(
+                lambda: _Link(self, dialer=False), self._host, self._port, ssl=self._ssl
+            )
+        except OSError as exc:
+            self._state = "closed"
+            raise ConnectError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
+        port = self._server.sockets[0].getsockname()[1]
+        self._uri = self._advertise or _format_uri(self._host, port)
+        self._core.local = LocalIdentity(self._id, secrets.randbits(64), self._uri)
+        self._closed = self._loop.create_future()
+        self._ticker = self._loop.create_task(self._tick_forever())
+        self._state = "running"
+        logger.info("node %s listening on %s", self._id, self._uri)
+        self._emit("listening", self._uri)
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Say goodbye to every peer, end all connections and stop listening. Idempotent."""
+        if self._state in ("new", "closed"):
+            self._state = "closed"
+            return
+        if self._state == "closing":
+            assert self._closed is not None
+            await asyncio.shield(self._closed)
+            return
+        self._state = "closing"
+        self._core.close()
+        self._after_core(flush=True)
+        tasks: list[asyncio.Task[Any]] = list(self._redialers.values())
+        if self._ticker is not None:
+            tasks.append(self._ticker)
+        for task in tasks:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+        links = list(self._links)
+        if links:
+            _, pending = await asyncio.wait([link.lost for link in links], timeout=_CLOSE_GRACE)
+            for link in links:
+                if not link.lost.done() and link.transport is not None:
+                    link.transport.abort()
+            if pending:
+                await asyncio.wait(pending, timeout=_CLOSE_GRACE)
+        if self._server is not None:
+            await self._server.wait_closed()
+        handler_tasks = list(self._handler_tasks)
+        for task in handler_tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *handler_tasks, return_exceptions=True)
+        for waiters in (*self._peer_waiters.values(), *self._drain_waiters.values()):
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        self._state = "closed"
+        assert self._closed is not None
+        self._closed.set_result(None)
+        logger.info("node %s closed", self._id)
+
+    def _require_running(self) -> None:
+        if self._state != "running":
+            raise NodeStateError(f"node {self._id!r} is {self._state}, not running")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval)
+            self._core.tick(self._loop.time())
+            self._after_core(flush=True)
+
+    # -- dialing --------------------------------------------------------------------------------
+
+    async def connect(self, uri: str, *, timeout: float | None = None) -> str:
+        """Dial ``uri`` and return the peer's id once it is in :attr:`peers`; marks it kept.
+
+        If both nodes dial each other at once, whichever connection survives dedup counts.
+
+        Args:
+            uri: ``tcp://host:port`` of the peer (e.g. another node's ``info()``).
+            timeout: limit in seconds; defaults to ``handshake_timeout``.
+
+        Raises:
+            ConnectError: refused, unreachable, or timed out.
+            AuthenticationError: cookies differ or only one side has one.
+            HandshakeError: the peer is this node itself, or refused the handshake.
+            NodeStateError: the node is not running.
+        """
+        self._require_running()
+        peer_id = await self._dial(uri, self._handshake_timeout if timeout is None else timeout)
+        self._core.keep(peer_id, True, uri)
+        self._after_core(flush=True)
+        return peer_id
+
+    async def _dial(self, uri: str, timeout: float) -> str:
+        host, port = parse_uri(uri)
+        link: _Link | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    _, protocol = await self._loop.create_connection(
+                        lambda: _Link(self, dialer=True, uri=uri),
+                        host,
+                        port,
+                        ssl=self._dial_ssl,
+                        server_hostname=host if self._dial_ssl is not None else None,
+                    )
+                except ssl_module.SSLCertVerificationError as exc:
+                    raise AuthenticationError(f"TLS verification of {uri} failed: {exc}") from exc
+                except OSError as exc:
+                    raise ConnectError(f"cannot connect to {uri}: {exc}") from exc
+                link = protocol
+                outcome = await asyncio.shield(link.outcome)
+                if outcome.error is not None:
+                    raise outcome.error
+                peer_id = outcome.peer_id
+                assert peer_id is not None
+                if peer_id not in self._core.up:
+                    await self._wait_peer_up(peer_id)
+                return peer_id
+        except TimeoutError as exc:
+            if link is not None and link.transport is not None:
+                link.transport.abort()
+            raise ConnectError(f"connecting to {uri} timed out after {timeout} s") from exc
+
+    async def _wait_peer_up(self, peer_id: str) -> None:
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._peer_waiters.setdefault(peer_id, []).append(waiter)
+        try:
+            await waiter
+        finally:
+            waiters = self._peer_waiters.get(peer_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+        if peer_id not in self._core.up:
+            raise ConnectError(f"peer {peer_id!r} went away before its connection was up")
+
+    def _start_redial(self, peer_id: str, uri: str) -> None:
+        if self._state != "running" or peer_id in self._redialers:
+            return
+        task = self._loop.create_task(self._redial(peer_id, uri))
+        self._redialers[peer_id] = task
+        task.add_done_callback(lambda _: self._redialers.pop(peer_id, None))
+
+    async def _redial(self, peer_id: str, uri: str) -> None:
+        delay = self._reconnect_initial
+        attempt = 0
+        while self._core.is_kept(peer_id) and peer_id not in self._core.up:
+            # Full jitter keeps a mesh of restarted nodes from dialing in lockstep.
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            if not self._core.is_kept(peer_id) or peer_id in self._core.up:
+                return
+            attempt += 1
+            uri = self._core.peer_uri(peer_id) or uri
+            try:
+                found = await self._dial(uri, self._handshake_timeout)
+            except TransportError as exc:
+                logger.info(
+                    "node %s: re-dial %d of %s at %s failed: %s",
+                    self._id,
+                    attempt,
+                    peer_id,
+                    uri,
+                    exc,
+                )
+                delay = min(delay * 2, self._reconnect_max)
+                continue
+            if found != peer_id:
+                logger.warning(
+                    "node %s: %s now answers as %r, not %r", self._id, uri, found, peer_id
+                )
+                delay = min(delay * 2, self._reconnect_max)
+                continue
+            logger.info("node %s: re-dialed %s after %d attempt(s)", self._id, peer_id, attempt)
+            return
+
+    async def disconnect(self, peer_id: str) -> None:
+        """Close the connection to ``peer_id`` with a goodbye and stop keeping it."""
+        self._require_running()
+        task = self._redialers.pop(peer_id, None)
+        if task is not None:
+            task.cancel()
+        link = None
+        conn = self._core.up.get(peer_id)
+        if conn is not None:
+            link = conn.transport
+        self._core.disconnect(peer_id)
+        self._after_core(flush=True)
+        if isinstance(link, _Link):
+            await asyncio.wait([link.lost], timeout=_CLOSE_GRACE)
+
+    def keep(self, peer_id: str, flag: bool = True) -> None:
+        """Re-dial ``peer_id`` whenever its connection drops (``flag=True``), or stop doing so.
+
+        A peer can be kept once this node knows where to dial it: after a connection, or after
+        ``connect()``.
+        """
+        self._core.keep(peer_id, flag)
+        if not flag:
+            task = self._redialers.pop(peer_id, None)
+            if task is not None:
+                task.cancel()
+        self._after_core(flush=True)
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    @overload
+    def send(self, peer: str, packet: Any) -> bool: ...
+
+    @overload
+    def send(self, peer: Iterable[str], packet: Any) -> int: ...
+
+    def send(self, peer: str | Iterable[str], packet: Any) -> bool | int:
+        """Send ``packet`` to one peer or to many; never blocks.
+
+        The packet is encoded once whatever the number of peers. A kept peer that is
+        reconnecting gets the packet queued (bounded).
+
+        Returns:
+            For one peer: True when handed to its connection or reconnect queue, False when
+            the peer is unknown, not kept and not connected, or past its high-water mark.
+            For many: how many peers it was handed to.
+
+        Raises:
+            EncodingError: msgpack cannot serialize ``packet``.
+        """
+        frame = _frames.encode_data(packet)
+        core = self._core
+        before = len(core.dirty)
+        if isinstance(peer, str):
+            result: bool | int = core.send(peer, frame)
+        else:
+            result = 0
+            for peer_id in peer:
+                if core.send(peer_id, frame):
+                    result += 1
+        if not before and core.dirty and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+        return result
+
+    async def drained(self, peer_id: str) -> None:
+        """Wait until ``peer_id``'s outgoing buffer is below the low-water mark.
+
+        Returns at once when nothing is buffered, and when the connection ends (then ``send``
+        returns False again: check :attr:`peers`).
+        """
+        conn = self._core.up.get(peer_id)
+        if conn is None or (not conn.paused and not conn.outbox):
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._drain_waiters.setdefault(conn.handle, []).append(waiter)
+        await waiter
+
+    def _wake_drain_waiters(self, conn: Connection) -> None:
+        if conn.paused and conn.transport is not None and not conn.closing:
+            return
+        for waiter in self._drain_waiters.pop(conn.handle, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the one rule: after the core ran, dispatch its events and write its output -------------
+
+    def _after_core(self, *, flush: bool) -> None:
+        core = self._core
+        if core.events:
+            self._dispatch(core.take_events())
+        if core.dirty:
+            if flush:
+                self._flush()
+            elif self._flush_handle is None:
+                self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        core = self._core
+        for conn in core.take_dirty():
+            link = conn.transport
+            data = core.take_output(conn)
+            if not isinstance(link, _Link) or link.transport is None:
+                continue
+            transport = link.transport
+            if data and not transport.is_closing():
+                transport.write(data)
+            if conn.closing:
+                transport.close()
+            elif conn.handle in self._drain_waiters:
+                self._wake_drain_waiters(conn)
+        if core.events:
+            self._dispatch(core.take_events())
+
+    def _dispatch(self, events: list[Any]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is PacketReceived:
+                self._emit("message", event.peer_id, event.packet)
+            elif kind is PeerConnected:
+                logger.info("node %s: connected to %s", self._id, event.peer_id)
+                for waiter in self._peer_waiters.pop(event.peer_id, ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
+                self._emit("connect", event.peer_id, event.uri)
+            elif kind is PeerDisconnected:
+                logger.info(
+                    "node %s: disconnected from %s (%s)", self._id, event.peer_id, event.reason
+                )
+                self._emit("disconnect", event.peer_id, event.reason)
+            elif kind is RedialNeeded:
+                self._start_redial(event.peer_id, event.uri)
+            elif kind is DialOutcome:
+                link = event.connection.transport
+                if isinstance(link, _Link) and not link.outcome.done():
+                    link.outcome.set_result(event)
+                if event.error is not None and isinstance(event.error, HandshakeError):
+                    logger.debug("node %s: dial failed: %s", self._id, event.error)
