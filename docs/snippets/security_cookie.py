@@ -1,0 +1,30 @@
+"""Cookie authentication: same cookie connects, a wrong one is refused."""
+
+import asyncio
+import secrets
+
+from actors import ActorSystem
+from transport import AuthenticationError
+
+
+async def main() -> None:
+    # --8<-- [start:cookie]
+    cookie = secrets.token_bytes(32)  # in production: read it from a secret store or a file
+
+    async with (
+        ActorSystem("node-a", port=0, cookie=cookie) as node_a,
+        ActorSystem("node-b", port=0, cookie=cookie) as node_b,
+        ActorSystem("intruder", port=0, cookie=b"a guess") as intruder,
+    ):
+        peer = await node_a.connect(node_b.info())
+        print("node-a connected to", peer)  # node-a connected to node-b
+
+        try:
+            await intruder.connect(node_b.info())
+        except AuthenticationError as exc:
+            print("intruder refused:", type(exc).__name__)  # intruder refused: AuthenticationError
+    # --8<-- [end:cookie]
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
