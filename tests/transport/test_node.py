@@ -1,0 +1,390 @@
+"""The asyncio Node over real loopback sockets: API, seed behaviours, dedup, keep, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+
+import transport
+from transport import ConfigurationError, Node, NodeStateError
+
+DEADLINE = 10.0
+IDLE_SECONDS = 1.0
+
+
+class Recorder:
+    """Records a node's events and lets a test wait for a condition on them."""
+
+    def __init__(self, node: Node) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self.messages: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+        node.on("connect", lambda peer, uri: self._add(("connect", peer)))
+        node.on("disconnect", lambda peer, reason: self._add(("disconnect", peer, reason)))
+        node.on("message", self._message)
+
+    def _message(self, peer: str, packet: Any) -> None:
+        self.messages.append((peer, packet))
+        self._notify()
+
+    def _add(self, event: tuple[Any, ...]) -> None:
+        self.events.append(event)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    """Poll a condition until it holds or time runs out.
+
+    Only for state no event announces (a duplicate socket finishing its close).
+    """
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 - no event marks a socket's close
+            await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def nodes(*ids: str, **options: Any) -> AsyncIterator[list[Node]]:
+    async with AsyncExitStack() as stack:
+        started = [await stack.enter_async_context(Node(node_id, **options)) for node_id in ids]
+        yield started
+
+
+# -- API --------------------------------------------------------------------------------------
+
+
+async def test_info_is_none_before_start_and_a_tcp_uri_after() -> None:
+    node = Node("solo")
+    assert node.info() is None
+    assert node.peers == []
+    async with node:
+        uri = node.info()
+        assert uri is not None and uri.startswith("tcp://127.0.0.1:")
+        host, port = transport.parse_uri(uri)
+        assert host == "127.0.0.1" and port > 0
+        assert node.id == "solo"
+        assert "solo" in repr(node)
+    await node.close()  # idempotent
+    with pytest.raises(NodeStateError):
+        await node.connect(uri)
+
+
+async def test_listening_event_fires_with_the_uri() -> None:
+    node = Node("l")
+    seen: list[str] = []
+    node.on("listening", seen.append)
+    async with node:
+        assert seen == [node.info()]
+
+
+async def test_async_handlers_are_awaited() -> None:
+    async with nodes("a", "b") as (a, b):
+        got: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def on_message(peer: str, packet: Any) -> None:
+            await got.put((peer, packet))
+
+        b.on("message", on_message)
+        peer = await a.connect(b.info() or "")
+        assert a.send(peer, "hi")
+        assert await asyncio.wait_for(got.get(), DEADLINE) == ("a", "hi")
+
+
+async def test_a_raising_handler_is_logged_and_the_node_carries_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with nodes("a", "b") as (a, b):
+        rec = Recorder(b)
+
+        def explode(peer: str, packet: Any) -> None:
+            raise RuntimeError("handler bug")
+
+        b.on("message", explode)
+        peer = await a.connect(b.info() or "")
+        a.send(peer, 1)
+        a.send(peer, 2)
+        await rec.wait_for(lambda: len(rec.messages) == 2)
+        assert "handler bug" in caplog.text
+        assert b.peers == ["a"]
+
+
+def test_bad_arguments_are_refused_clearly() -> None:
+    with pytest.raises(ConfigurationError, match="node_id"):
+        Node("")
+    with pytest.raises(ConfigurationError, match="port"):
+        Node("x", port=70000)
+    with pytest.raises(ConfigurationError, match="heartbeat"):
+        Node("x", heartbeat_interval=5, heartbeat_timeout=1)
+    with pytest.raises(ConfigurationError, match="unknown event"):
+        Node("x").on("bogus", print)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="uri"):
+        transport.parse_uri("http://example:80")
+
+
+async def test_connect_to_an_unreachable_port_raises_connect_error() -> None:
+    async with nodes("a") as (a,):
+        probe = Node("probe")
+        await probe.start()
+        uri = probe.info() or ""
+        await probe.close()
+        with pytest.raises(transport.ConnectError):
+            await a.connect(uri)
+
+
+async def test_an_unserializable_packet_raises_encoding_error() -> None:
+    async with nodes("a", "b") as (a, b):
+        peer = await a.connect(b.info() or "")
+        with pytest.raises(transport.EncodingError):
+            a.send(peer, object())
+
+
+# -- seed behaviours --------------------------------------------------------------------------
+
+
+async def test_two_nodes_exchange_packets_both_ways() -> None:
+    async with nodes("left", "right") as (left, right):
+        rec_left, rec_right = Recorder(left), Recorder(right)
+        peer = await left.connect(right.info() or "")
+        assert peer == "right"
+        await rec_right.wait_for(lambda: ("connect", "left") in rec_right.events)
+        assert left.send("right", {"from": "left"})
+        assert right.send("left", {"from": "right", "raw": b"\x00\x01"})
+        await rec_left.wait_for(lambda: len(rec_left.messages) == 1)
+        await rec_right.wait_for(lambda: len(rec_right.messages) == 1)
+        assert rec_right.messages == [("left", {"from": "left"})]
+        assert rec_left.messages == [("right", {"from": "right", "raw": b"\x00\x01"})]
+
+
+async def test_send_to_an_unknown_id_returns_false() -> None:
+    async with nodes("a") as (a,):
+        assert a.send("nobody", {"x": 1}) is False
+        assert a.send(["nobody", "nobody-else"], {"x": 1}) == 0
+
+
+async def test_send_to_a_list_reaches_every_listed_peer_and_counts_them() -> None:
+    async with nodes("hub", "p1", "p2", "p3") as (hub, *spokes):
+        recorders = [Recorder(node) for node in spokes]
+        for node in spokes:
+            await hub.connect(node.info() or "")
+        ids = [node.id for node in spokes]
+        assert hub.send([*ids, "ghost"], {"fan": "out"}) == 3
+        for rec in recorders:
+            await rec.wait_for(lambda rec=rec: len(rec.messages) == 1)
+            assert rec.messages == [("hub", {"fan": "out"})]
+
+
+async def test_multi_dispatch_encodes_the_packet_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transport import _frames
+
+    calls: list[Any] = []
+    real_encode = _frames.encode_data
+
+    def counting_encode(packet: Any) -> bytes:
+        calls.append(packet)
+        return real_encode(packet)
+
+    async with nodes("hub", "p1", "p2", "p3", "p4", "p5") as (hub, *spokes):
+        recorders = [Recorder(node) for node in spokes]
+        for node in spokes:
+            await hub.connect(node.info() or "")
+        monkeypatch.setattr(_frames, "encode_data", counting_encode)
+        assert hub.send([node.id for node in spokes], {"once": True}) == 5
+        assert calls == [{"once": True}]
+        for rec in recorders:
+            await rec.wait_for(lambda rec=rec: rec.messages == [("hub", {"once": True})])
+
+
+async def test_a_counter_bounces_a_thousand_times() -> None:
+    async with nodes("left", "right") as (left, right):
+        finished = asyncio.Event()
+        limit = 1000
+
+        def bounce(node: Node) -> Callable[[str, Any], None]:
+            def on_message(peer: str, packet: dict[str, Any]) -> None:
+                if packet["total"] >= limit:
+                    finished.set()
+                    return
+                node.send(peer, {"type": "counter", "total": packet["total"] + 1})
+
+            return on_message
+
+        left.on("message", bounce(left))
+        right.on("message", bounce(right))
+        peer = await left.connect(right.info() or "")
+        left.send(peer, {"type": "counter", "total": 0})
+        await asyncio.wait_for(finished.wait(), DEADLINE)
+
+
+# -- dedup ------------------------------------------------------------------------------------
+
+
+async def test_simultaneous_connect_leaves_one_connection_200_times() -> None:
+    for round_number in range(200):
+        async with nodes(f"a{round_number}", f"b{round_number}") as (a, b):
+            rec_a, rec_b = Recorder(a), Recorder(b)
+            got = await asyncio.gather(a.connect(b.info() or ""), b.connect(a.info() or ""))
+            assert got == [b.id, a.id]
+            assert a.peers == [b.id] and b.peers == [a.id]
+            # Both sides settled: one live connection each way, one connect event each.
+            await wait_until(lambda a=a, b=b: len(a._links) == 1 and len(b._links) == 1)
+            # Two sockets were really opened (one each way) and one was closed as a duplicate.
+            assert a._core._next_handle == 2 and b._core._next_handle == 2
+            assert rec_a.events == [("connect", b.id)]
+            assert rec_b.events == [("connect", a.id)]
+            # The surviving connection carries packets.
+            a.send(b.id, round_number)
+            await rec_b.wait_for(lambda rec_b=rec_b: len(rec_b.messages) == 1)
+
+
+async def test_a_second_connect_to_a_connected_peer_returns_its_id() -> None:
+    async with nodes("a", "b") as (a, b):
+        rec_b = Recorder(b)
+        assert await a.connect(b.info() or "") == "b"
+        assert await a.connect(b.info() or "") == "b"
+        await wait_until(lambda: len(a._links) == 1)
+        assert rec_b.events == [("connect", "a")]
+
+
+# -- incarnation ------------------------------------------------------------------------------
+
+
+async def test_a_restarted_peer_is_accepted_at_once_after_a_restarted_disconnect() -> None:
+    async with nodes("a") as (a,):
+        rec_a = Recorder(a)
+        b1 = Node("b", heartbeat_timeout=30.0)
+        await b1.start()
+        port = transport.parse_uri(b1.info() or "")[1]
+        assert await b1.connect(a.info() or "") == "a"
+        await rec_a.wait_for(lambda: rec_a.events == [("connect", "b")])
+        # Simulate a crash: the old process's sockets stay open, so `a` sees no EOF.
+        old_links = list(b1._links)
+        for link in old_links:
+            assert link.transport is not None
+            link.transport.pause_reading()
+        assert b1._server is not None
+        b1._server.close()  # free the port; the crashed process's sockets stay half-open
+        b2 = Node("b", port=port)
+        try:
+            await b2.start()
+            assert b2.incarnation != b1.incarnation
+            assert await b2.connect(a.info() or "") == "a"
+            await rec_a.wait_for(lambda: len(rec_a.events) == 3)
+            assert rec_a.events == [
+                ("connect", "b"),
+                ("disconnect", "b", "restarted"),
+                ("connect", "b"),
+            ]
+            assert a.peers == ["b"]
+        finally:
+            await b2.close()
+            await b1.close()
+
+
+# -- keep / reconnect -----------------------------------------------------------------------------
+
+
+async def test_a_kept_peer_is_redialed_and_queued_packets_arrive_in_order() -> None:
+    async with nodes("a", "b", reconnect_initial=0.05, reconnect_max=0.2) as (a, b):
+        rec_a, rec_b = Recorder(a), Recorder(b)
+        await a.connect(b.info() or "")
+        await rec_b.wait_for(lambda: ("connect", "a") in rec_b.events)
+        assert a.is_kept("b")
+        # Kill the connection from the test: both sides see the socket close.
+        (link,) = list(a._links)
+        assert link.transport is not None
+        link.transport.abort()
+        await rec_a.wait_for(lambda: ("disconnect", "b", "lost") in rec_a.events)
+        assert "b" not in a.peers
+        for sequence in range(100):
+            assert a.send("b", sequence) is True  # queued while reconnecting
+        await rec_b.wait_for(lambda: len(rec_b.messages) == 100)
+        assert [packet for _, packet in rec_b.messages] == list(range(100))
+        assert a.peers == ["b"]
+        assert rec_a.events.count(("connect", "b")) == 2
+
+
+async def test_the_reconnect_queue_is_bounded() -> None:
+    async with nodes("a", "b", queue_max_packets=5, reconnect_initial=5.0, reconnect_max=5.0) as (
+        a,
+        b,
+    ):
+        rec_a = Recorder(a)
+        await a.connect(b.info() or "")
+        await b.close()
+        await rec_a.wait_for(lambda: ("disconnect", "b", "closed") in rec_a.events)
+        assert [a.send("b", n) for n in range(7)] == [True] * 5 + [False] * 2
+
+
+async def test_an_unkept_peer_is_dropped_and_send_returns_false() -> None:
+    async with nodes("a", "b") as (a, b):
+        rec_a, rec_b = Recorder(a), Recorder(b)
+        await a.connect(b.info() or "")
+        await rec_b.wait_for(lambda: ("connect", "a") in rec_b.events)
+        assert not b.is_kept("a")  # b never dialed a
+        a.keep("b", False)
+        (link,) = list(b._links)
+        assert link.transport is not None
+        link.transport.abort()
+        await rec_b.wait_for(lambda: ("disconnect", "a", "lost") in rec_b.events)
+        await rec_a.wait_for(lambda: ("disconnect", "b", "lost") in rec_a.events)
+        assert b.send("a", "anyone?") is False
+        assert a.send("b", "anyone?") is False
+
+
+async def test_disconnect_closes_and_stops_keeping() -> None:
+    async with nodes("a", "b") as (a, b):
+        rec_a, rec_b = Recorder(a), Recorder(b)
+        await a.connect(b.info() or "")
+        await rec_b.wait_for(lambda: ("connect", "a") in rec_b.events)
+        await a.disconnect("b")
+        await rec_b.wait_for(lambda: ("disconnect", "a", "closed") in rec_b.events)
+        assert rec_a.events == [("connect", "b"), ("disconnect", "b", "closed")]
+        assert not a.is_kept("b") and a.peers == [] and b.peers == []
+
+
+# -- heartbeats -------------------------------------------------------------------------------
+
+
+async def test_a_silent_peer_is_declared_lost_within_the_heartbeat_timeout() -> None:
+    options = {"heartbeat_interval": 0.05, "heartbeat_timeout": 0.4}
+    async with nodes("a", "b", **options) as (a, b):
+        rec_a = Recorder(a)
+        await a.connect(b.info() or "")
+        a.keep("b", False)
+        # Half-open from a's point of view: b stops reading and stops its timers.
+        assert b._ticker is not None
+        b._ticker.cancel()
+        for link in list(b._links):
+            assert link.transport is not None
+            link.transport.pause_reading()
+        loop = asyncio.get_running_loop()
+        silent_since = loop.time()
+        await rec_a.wait_for(lambda: ("disconnect", "b", "lost") in rec_a.events, timeout=3.0)
+        waited = loop.time() - silent_since
+        # Declared lost after the timeout, not before (the tick granularity adds a little).
+        assert waited + 0.05 >= 0.4
+        assert "b" not in a.peers
+
+
+async def test_heartbeats_keep_an_idle_connection_up() -> None:
+    options = {"heartbeat_interval": 0.05, "heartbeat_timeout": 0.3}
+    async with nodes("a", "b", **options) as (a, b):
+        rec_a, rec_b = Recorder(a), Recorder(b)
+        await a.connect(b.info() or "")
+        # Idling for several heartbeat timeouts is the thing under test.
+        await asyncio.sleep(IDLE_SECONDS)
+        assert rec_a.events == [("connect", "b")]
+        assert a.send("b", "still here")
+        await rec_b.wait_for(lambda: rec_b.messages == [("a", "still here")])
