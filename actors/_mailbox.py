@@ -1,0 +1,269 @@
+"""One actor's mailbox: a queue drained by a single task, plus supervision.
+
+Each spawned actor owns an `ActorCell`: a deque of envelopes and one asyncio task that takes
+them out in arrival order and runs the handler. Putting a message in the mailbox appends to the
+deque and, only when the task is idle, resolves the one future it sleeps on; no task, future or
+lock is created per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from actors._actor import Actor, Context
+from actors._message import Message
+
+if TYPE_CHECKING:
+    from actors._system import ActorSystem
+
+__all__ = ["ActorCell", "Envelope", "Supervision"]
+
+logger = logging.getLogger(__name__)
+
+Supervision = Literal["resume", "restart", "stop"]
+"""What happens to an actor whose handler raised: ``"resume"`` keeps the instance and its state
+and goes on with the next message; ``"restart"`` replaces it with a fresh instance from its
+factory; ``"stop"`` removes it (later messages become dead letters)."""
+
+SUPERVISION_POLICIES: frozenset[str] = frozenset({"resume", "restart", "stop"})
+
+# The actor whose mailbox task is running, so that a tell from inside a handler carries its
+# sender without the user passing it. Each mailbox task sets it once, in its own context.
+current_actor: contextvars.ContextVar[tuple[ActorSystem, str] | None] = contextvars.ContextVar(
+    "masterless_current_actor", default=None
+)
+
+# Yield to the event loop after this many messages handled without suspending, so a busy actor
+# with synchronous handlers does not starve the others.
+_FAIRNESS_BATCH = 128
+
+
+class Envelope(NamedTuple):
+    """A message in a mailbox, with where it came from and where a reply goes."""
+
+    message: Message
+    sender_node: str | None
+    sender_name: str | None
+    reply_node: str | None
+    """None for a tell; for an ask, the node waiting for the reply."""
+    correlation_id: int
+
+
+class ActorCell:
+    """The running state of one spawned actor: instance, mailbox, task and supervision."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        name: str,
+        instance: Actor,
+        factory: Callable[[], Actor] | None,
+        supervision: Supervision,
+    ) -> None:
+        self.system = system
+        self.name = name
+        self.instance = instance
+        self.factory = factory
+        self.supervision = supervision
+        self.context = Context(system, name)
+        instance._actor_context = self.context
+        self.task: asyncio.Task[None] | None = None
+        self._queue: deque[Envelope] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._started = False
+        self.stopped = False
+
+    def start(self) -> None:
+        """Create the mailbox task."""
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"actor {self.system.id}/{self.name}"
+        )
+
+    def put(self, envelope: Envelope) -> None:
+        """Append a message to the mailbox (never blocks, allocates nothing but the entry)."""
+        self._queue.append(envelope)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def request_stop(self) -> None:
+        """Stop after the message being handled; the rest of the mailbox becomes dead letters."""
+        self._stopping = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def handles(self, message_type: type[Message]) -> bool:
+        """Whether the current instance has a handler for ``message_type``."""
+        return type(self.instance)._handler_for(message_type) is not None
+
+    @property
+    def queued(self) -> int:
+        """How many messages wait in the mailbox."""
+        return len(self._queue)
+
+    def __repr__(self) -> str:
+        state = "stopped" if self.stopped else "stopping" if self._stopping else "running"
+        return (
+            f"<ActorCell {self.system.id}/{self.name} {type(self.instance).__qualname__} "
+            f"{state} queued={len(self._queue)}>"
+        )
+
+    # --- the mailbox task ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        current_actor.set((self.system, self.name))
+        try:
+            self._started = await self._call_hook(self.instance.on_start, "on_start")
+            if self._started:
+                await self._loop()
+            else:
+                self._stopping = True
+        finally:
+            await self._finish()
+
+    async def _loop(self) -> None:
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        handled = 0
+        while not self._stopping:
+            if not queue:
+                handled = 0
+                waiter = self._waiter = loop.create_future()
+                await waiter
+                continue
+            await self._handle(queue.popleft())
+            handled += 1
+            if handled >= _FAIRNESS_BATCH:
+                handled = 0
+                await asyncio.sleep(0)
+
+    async def _handle(self, envelope: Envelope) -> None:
+        message = envelope.message
+        instance = self.instance
+        entry = type(instance)._handler_for(type(message))
+        system = self.system
+        if entry is None:
+            system._dead_letter(
+                "no_handler",
+                self.name,
+                message.__message_tag__,
+                envelope.sender_node,
+                f"{type(instance).__qualname__} has no handler for {type(message).__qualname__}",
+                envelope.reply_node,
+                envelope.correlation_id,
+            )
+            return
+        context = self.context
+        context._sender_node = envelope.sender_node
+        context._sender_name = envelope.sender_name
+        try:
+            result = entry.function(instance, message)
+            if entry.is_async:
+                result = await result
+        except Exception as exc:
+            logger.exception(
+                "actor %s/%s: %s() failed on %s",
+                system.id,
+                self.name,
+                entry.name,
+                type(message).__qualname__,
+            )
+            if envelope.reply_node is not None:
+                system._reply_error(
+                    envelope.reply_node,
+                    envelope.correlation_id,
+                    type(exc).__name__,
+                    str(exc),
+                )
+            await self._supervise()
+            return
+        finally:
+            context._sender_node = None
+            context._sender_name = None
+        if envelope.reply_node is not None:
+            if result is None or isinstance(result, Message):
+                system._reply(envelope.reply_node, envelope.correlation_id, result)
+            else:
+                logger.error(
+                    "actor %s/%s: %s() returned %s; a reply must be a Message or None",
+                    system.id,
+                    self.name,
+                    entry.name,
+                    type(result).__qualname__,
+                )
+                system._reply_error(
+                    envelope.reply_node,
+                    envelope.correlation_id,
+                    "TypeError",
+                    f"{entry.name}() returned {type(result).__qualname__}; "
+                    "a reply must be a Message or None",
+                )
+
+    async def _supervise(self) -> None:
+        if self.supervision == "resume":
+            return
+        if self.supervision == "stop":
+            logger.info("actor %s/%s stops (supervision=stop)", self.system.id, self.name)
+            self._stopping = True
+            return
+        # restart: the old instance is done with; a fresh one from the factory takes over
+        logger.info("actor %s/%s restarts (supervision=restart)", self.system.id, self.name)
+        await self._call_hook(self.instance.on_stop, "on_stop")
+        self._started = False
+        assert self.factory is not None  # spawn() refuses restart without a factory
+        try:
+            fresh = self.factory()
+            if not isinstance(fresh, Actor):
+                raise TypeError(f"factory returned {type(fresh).__qualname__}, not an Actor")
+        except Exception:
+            logger.exception("actor %s/%s: factory failed; stopping", self.system.id, self.name)
+            self._stopping = True
+            return
+        self.instance._actor_context = None
+        fresh._actor_context = self.context
+        self.instance = fresh
+        self._started = await self._call_hook(fresh.on_start, "on_start")
+        if not self._started:
+            self._stopping = True
+
+    async def _call_hook(self, hook: Callable[[], Any], hook_name: str) -> bool:
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("actor %s/%s: %s() failed", self.system.id, self.name, hook_name)
+            return False
+        return True
+
+    async def _finish(self) -> None:
+        self._stopping = True
+        self.system._forget(self)
+        try:
+            if self._started:
+                await self._call_hook(self.instance.on_stop, "on_stop")
+        finally:
+            self.stopped = True
+            while self._queue:
+                envelope = self._queue.popleft()
+                self.system._dead_letter(
+                    "actor_stopped",
+                    self.name,
+                    envelope.message.__message_tag__,
+                    envelope.sender_node,
+                    f"actor {self.name!r} stopped before handling it",
+                    envelope.reply_node,
+                    envelope.correlation_id,
+                )

@@ -1,0 +1,847 @@
+"""`ActorSystem`: hosts named actors on one transport node and routes messages between nodes.
+
+Wire envelope, one transport packet per message:
+
+```text
+[kind, target_actor, tag, payload, sender_node, sender_actor, correlation_id]
+```
+
+``kind`` is an `EnvelopeKind` (0 tell, 1 ask, 2 reply, 3 error). For tell and ask, ``tag`` and
+``payload`` are the message's wire form (see `encode_message`) and ``correlation_id`` is None
+for a tell. A reply carries the reply message's tag and payload (both None when the handler
+returned None). An error carries ``tag`` = ``"RemoteError"`` or ``"DeadLetter"`` and
+``payload`` = ``[type name or reason, text]``. ``sender_node`` is informative: replies and
+``Context.sender`` use the peer id the transport authenticated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Set
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any, Literal, overload
+
+from pydantic import ValidationError
+
+from actors._actor import Actor, ActorRef
+from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Envelope, Supervision, current_actor
+from actors._message import Message, encode_message, message_class
+from actors.errors import (
+    ActorNotFoundError,
+    AskError,
+    AskTimeoutError,
+    DeadLetterError,
+    EncodeError,
+    NodeDownError,
+    NodeError,
+    RemoteError,
+    SpawnError,
+    SystemClosedError,
+)
+from transport import Node, TransportError
+
+__all__ = ["ActorSystem", "DeadLetter", "EnvelopeKind", "NodeDown", "NodeUp", "SystemStats"]
+
+logger = logging.getLogger(__name__)
+
+
+class EnvelopeKind(enum.IntEnum):
+    """The first field of every envelope."""
+
+    TELL = 0
+    ASK = 1
+    REPLY = 2
+    ERROR = 3
+
+
+# Plain ints on the hot path: cheaper to compare and pack than IntEnum members.
+_TELL = 0
+_ASK = 1
+_REPLY = 2
+_ERROR = 3
+_ERROR_REMOTE = "RemoteError"
+_ERROR_DEAD_LETTER = "DeadLetter"
+
+
+class NodeUp(Message, tag="masterless.NodeUp"):
+    """Delivered to every local actor with a handler for it when a peer node connects.
+
+    Attributes:
+        node_id: The peer's id.
+        uri: The peer's advertised uri.
+    """
+
+    node_id: str
+    uri: str | None = None
+
+
+class NodeDown(Message, tag="masterless.NodeDown"):
+    """Delivered to every local actor with a handler for it when a peer node's connection ends.
+
+    Attributes:
+        node_id: The peer's id.
+        reason: The transport's reason (``"closed"``, ``"lost"``, ``"restarted"``...).
+    """
+
+    node_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message nobody could handle, as passed to ``on("dead_letter", ...)`` handlers.
+
+    Attributes:
+        reason: ``"unknown_actor"``, ``"unknown_tag"``, ``"invalid_payload"``,
+            ``"no_handler"``, ``"actor_stopped"``, ``"invalid_reply"`` or
+            ``"malformed_envelope"``.
+        target: The actor it was addressed to, if known.
+        tag: The message's wire tag, if known.
+        sender_node: The node it came from (None for local senders outside actors).
+        detail: A human-readable explanation.
+    """
+
+    reason: str
+    target: str | None
+    tag: str | None
+    sender_node: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStats:
+    """A snapshot of an `ActorSystem`'s counters (see `ActorSystem.stats`).
+
+    Attributes:
+        actors: How many actors run.
+        pending_asks: How many asks wait for a reply.
+        dead_letters: How many dead letters were counted since start.
+        dead_letters_by_reason: The same count split by `DeadLetter.reason`.
+        peers: Ids of the connected peer nodes.
+    """
+
+    actors: int
+    pending_asks: int
+    dead_letters: int
+    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
+    peers: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _PendingAsk:
+    future: asyncio.Future[Message | None]
+    node_id: str
+    target: str
+
+
+SystemEvent = Literal["node_up", "node_down", "dead_letter"]
+_EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter"})
+
+
+class ActorSystem:
+    """Named actors on one node of the mesh, and the routes to actors on other nodes.
+
+    An `ActorSystem` wraps one `transport.Node`. Use it as an async context manager, or call
+    `start` and `close`.
+
+    Example:
+        ```python
+        async with ActorSystem("node-a", port=9000, cookie=b"secret") as system:
+            system.spawn("counter", Counter())
+            await system.connect("tcp://127.0.0.1:9001")
+            system.tell("node-b", "counter", Count(total=0))
+            reply = await system.ask("node-b", "counter", Count(total=1), timeout=5.0)
+        ```
+
+    Args:
+        node_id: This node's id, unique in the mesh.
+        host: The address to listen on.
+        port: The port to listen on; 0 picks a free one (see `info`).
+        cookie: Shared secret that peers must prove to connect; None leaves the mesh open.
+        ssl: An `ssl.SSLContext` for TLS, or None.
+        stop_timeout: Seconds `close` waits for each actor to finish its current message
+            before cancelling it.
+        **node_options: Passed to `transport.Node` (heartbeat_interval, heartbeat_timeout,
+            handshake_timeout, advertise, ...).
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cookie: bytes | str | None = None,
+        ssl: Any = None,
+        stop_timeout: float = 5.0,
+        **node_options: Any,
+    ) -> None:
+        self._id = node_id
+        self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
+        self._node.on("message", self._on_packet)
+        self._node.on("connect", self._on_connect)
+        self._node.on("disconnect", self._on_disconnect)
+        self._stop_timeout = stop_timeout
+        self._actors: dict[str, ActorCell] = {}
+        self._pending: dict[int, _PendingAsk] = {}
+        self._correlation_ids = count(1)
+        self._handlers: dict[str, list[Callable[..., Any]]] = {event: [] for event in _EVENTS}
+        self._handler_tasks: set[asyncio.Task[Any]] = set()
+        self._dead_letters: Counter[str] = Counter()
+        self._started = False
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    # --- identity and lifecycle ----------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """This node's id."""
+        return self._id
+
+    @property
+    def node(self) -> Node:
+        """The `transport.Node` this system sends and receives through."""
+        return self._node
+
+    def info(self) -> str | None:
+        """The uri peers connect to (``"tcp://127.0.0.1:9000"``); None before `start`."""
+        return self._node.info()
+
+    @property
+    def peers(self) -> list[str]:
+        """Ids of the peer nodes connected now."""
+        return list(self._node.peers)
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        """Names of the actors running here."""
+        return tuple(self._actors)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` has begun."""
+        return self._closing
+
+    async def start(self) -> None:
+        """Start listening.
+
+        Raises:
+            SystemClosedError: The system was closed.
+            NodeError: The node could not listen (address in use, bad options...).
+        """
+        if self._closing:
+            raise SystemClosedError(f"actor system {self._id!r} is closed")
+        if self._started:
+            return
+        try:
+            await self._node.start()
+        except (TransportError, OSError) as exc:
+            await self._node.close()
+            raise NodeError(f"node {self._id!r} could not start: {exc}") from exc
+        self._started = True
+        logger.info("actor system %s listening on %s", self._id, self._node.info())
+
+    async def __aenter__(self) -> ActorSystem:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every actor (their ``on_stop`` runs), fail pending asks, then close the node.
+
+        Pending asks fail with `SystemClosedError`. Messages still queued in mailboxes become
+        dead letters. Calling `close` again waits for the first call to finish.
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        try:
+            # Fail pending asks first: a handler awaiting one would otherwise hold up its
+            # actor's stop until the ask's own timeout.
+            self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
+            cells = list(self._actors.values())
+            for cell in cells:
+                cell.request_stop()
+            me = asyncio.current_task()
+            tasks = [c.task for c in cells if c.task is not None and c.task is not me]
+            if tasks:
+                _, late = await asyncio.wait(tasks, timeout=self._stop_timeout)
+                for task in late:
+                    logger.warning("actor task %s did not stop in time; cancelling", task)
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late)
+            self._actors.clear()
+            self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
+            handler_tasks = [t for t in self._handler_tasks if t is not me]
+            for task in handler_tasks:
+                task.cancel()
+            if handler_tasks:
+                await asyncio.wait(handler_tasks)
+        finally:
+            try:
+                await self._node.close()
+            finally:
+                self._closed.set()
+                logger.info("actor system %s closed", self._id)
+
+    def _closed_ask_text(self, pending: _PendingAsk) -> str:
+        return (
+            f"actor system {self._id!r} closed while waiting for a reply from "
+            f"{pending.node_id}/{pending.target}"
+        )
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise SystemClosedError(f"actor system {self._id!r} is closed")
+
+    # --- actors --------------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        name: str,
+        actor: Actor | Callable[[], Actor],
+        *,
+        supervision: Supervision = "resume",
+    ) -> ActorRef:
+        """Start an actor under a name, unique on this node.
+
+        Args:
+            name: The actor's name; peers address it as ``(this node id, name)``.
+            actor: An `Actor` instance, or a factory (e.g. the class) that builds one.
+            supervision: What happens when a handler raises: ``"resume"`` (default) keeps
+                the instance and goes on, ``"restart"`` builds a fresh instance from the
+                factory, ``"stop"`` removes the actor.
+
+        Returns:
+            A ref to the new actor.
+
+        Raises:
+            SpawnError: The name is taken, the policy is unknown, ``"restart"`` was asked for
+                without a factory, the factory failed, or the instance is already spawned.
+            HandlerDefinitionError: The actor's class has a malformed ``@handler``.
+            SystemClosedError: The system is closed.
+        """
+        self._check_open()
+        if not isinstance(name, str) or not name:
+            raise SpawnError(f"actor name must be a non-empty str, not {name!r}")
+        if name in self._actors:
+            raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
+        if supervision not in SUPERVISION_POLICIES:
+            raise SpawnError(
+                f"unknown supervision policy {supervision!r}; use one of "
+                f"{sorted(SUPERVISION_POLICIES)}"
+            )
+        factory: Callable[[], Actor] | None
+        if isinstance(actor, Actor):
+            instance, factory = actor, None
+            if supervision == "restart":
+                raise SpawnError(
+                    f"supervision='restart' needs a factory to build fresh instances; pass "
+                    f"{type(actor).__qualname__} (or a function) instead of an instance"
+                )
+            if instance._actor_context is not None:
+                raise SpawnError(f"{instance!r} is already spawned")
+        elif callable(actor):
+            factory = actor
+            try:
+                instance = factory()
+            except Exception as exc:
+                raise SpawnError(f"factory for actor {name!r} failed: {exc!r}") from exc
+            if not isinstance(instance, Actor):
+                raise SpawnError(
+                    f"factory for actor {name!r} returned {type(instance).__qualname__}, "
+                    "not an Actor"
+                )
+        else:
+            raise SpawnError(f"spawn() needs an Actor or a factory, not {actor!r}")
+        type(instance)._handler_table()  # surface malformed handlers now
+        cell = ActorCell(self, name, instance, factory, supervision)
+        self._actors[name] = cell
+        cell.start()
+        logger.debug("spawned %r", cell)
+        return cell.context.self_ref
+
+    async def stop(self, name: str) -> None:
+        """Stop an actor after the message it is handling, and wait for its ``on_stop``.
+
+        Messages still in its mailbox, and any sent to it afterwards, become dead letters.
+        Called from the actor's own handler, it returns at once and the actor stops when the
+        handler returns.
+
+        Args:
+            name: The actor's name.
+
+        Raises:
+            ActorNotFoundError: No actor runs under that name.
+        """
+        cell = self._actors.pop(name, None)
+        if cell is None:
+            raise ActorNotFoundError(f"no actor named {name!r} runs on {self._id!r}")
+        cell.request_stop()
+        task = cell.task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.shield(task)
+
+    def _forget(self, cell: ActorCell) -> None:
+        if self._actors.get(cell.name) is cell:
+            del self._actors[cell.name]
+
+    def ref(self, node_id: str, name: str) -> ActorRef:
+        """A ref to the actor ``name`` on node ``node_id`` (this node or a peer).
+
+        Args:
+            node_id: The id of the node hosting the actor.
+            name: The actor's name there.
+
+        Returns:
+            The ref. Nothing is checked until a message is sent.
+        """
+        return ActorRef(self, node_id, name)
+
+    # --- the mesh ------------------------------------------------------------------------------
+
+    async def connect(self, uri: str) -> str:
+        """Connect to a peer node (and keep reconnecting to it if the connection drops).
+
+        Args:
+            uri: The peer's uri, e.g. ``"tcp://127.0.0.1:9001"``.
+
+        Returns:
+            The peer's node id.
+
+        Raises:
+            NodeError: The connection was refused, timed out, or failed the handshake.
+            SystemClosedError: The system is closed.
+        """
+        self._check_open()
+        try:
+            return await self._node.connect(uri)
+        except (TransportError, OSError) as exc:
+            raise NodeError(f"{self._id!r} could not connect to {uri}: {exc}") from exc
+
+    def on(self, event: SystemEvent, callback: Callable[..., Any]) -> None:
+        """Register a callback (plain or ``async``) for a system event.
+
+        Events and their arguments: ``"node_up"(node_id, uri)`` when a peer connects,
+        ``"node_down"(node_id, reason)`` when its connection ends, ``"dead_letter"(DeadLetter)``
+        when a message could not be handled. Actors receive `NodeUp` / `NodeDown` messages
+        instead, if they have handlers for them.
+
+        Args:
+            event: The event name.
+            callback: Called with the event's arguments; exceptions are logged.
+
+        Raises:
+            ValueError: Unknown event name.
+        """
+        if event not in _EVENTS:
+            raise ValueError(f"unknown event {event!r}; use one of {sorted(_EVENTS)}")
+        self._handlers[event].append(callback)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    @overload
+    def tell(self, node_id: str, name: str, message: Message) -> bool: ...
+
+    @overload
+    def tell(
+        self,
+        node_id: list[str] | tuple[str, ...] | Set[str],
+        name: str,
+        message: Message,
+    ) -> int: ...
+
+    def tell(self, node_id: str | Iterable[str], name: str, message: Message) -> bool | int:
+        """Send a message to the actor ``name`` on one node or on several, without waiting.
+
+        A message for this node's own id goes straight to the local mailbox (no encoding, no
+        copy: messages are frozen). For several nodes, the message is encoded once and the
+        same packet is handed to the transport for every peer.
+
+        Args:
+            node_id: A node id, or a list / tuple / set of them (multi-dispatch).
+            name: The target actor's name on those nodes.
+            message: The message.
+
+        Returns:
+            For one node id, True when the message was handed to the local mailbox or the
+            transport, False when the local actor does not exist (a dead letter) or the peer
+            is not connected. For several, how many of them it was handed to.
+
+        Raises:
+            TypeError: ``message`` is not a `Message`.
+            EncodeError: The message cannot be encoded for the wire.
+        """
+        if not isinstance(message, Message):
+            raise TypeError(f"tell() needs a Message, not {type(message).__qualname__}")
+        sender = current_actor.get()
+        sender_name = sender[1] if sender is not None and sender[0] is self else None
+        if type(node_id) is str:
+            if node_id == self._id:
+                return self._deliver_local(name, message, sender_name, None, 0)
+            return self._send(node_id, _TELL, name, message, sender_name, None)
+        targets = list(dict.fromkeys(node_id))
+        remote = [target for target in targets if target != self._id]
+        handed = 0
+        if remote:
+            handed += self._send(remote, _TELL, name, message, sender_name, None)
+        if len(remote) != len(targets):
+            handed += self._deliver_local(name, message, sender_name, None, 0)
+        return handed
+
+    async def ask(
+        self, node_id: str, name: str, message: Message, *, timeout: float | None = 5.0
+    ) -> Message | None:
+        """Send a message and wait for the handler's return value.
+
+        Args:
+            node_id: The id of the node hosting the target (this node's own id works too).
+            name: The target actor's name.
+            message: The message.
+            timeout: Seconds to wait for the reply; None waits forever.
+
+        Returns:
+            The reply: the `Message` the handler returned, or None.
+
+        Raises:
+            AskTimeoutError: No reply within ``timeout`` (it is an `asyncio.TimeoutError`);
+                a reply arriving later is dropped.
+            RemoteError: The handler raised; carries the exception's type name and message.
+            DeadLetterError: No such actor, no handler for the message, a payload that failed
+                validation, or the actor stopped before handling it.
+            NodeDownError: The node is not connected, or its connection ended while waiting.
+            SystemClosedError: The system is closed or closed while waiting.
+            TypeError: ``message`` is not a `Message`.
+            EncodeError: The message cannot be encoded for the wire.
+        """
+        self._check_open()
+        if not isinstance(message, Message):
+            raise TypeError(f"ask() needs a Message, not {type(message).__qualname__}")
+        sender = current_actor.get()
+        sender_name = sender[1] if sender is not None and sender[0] is self else None
+        correlation_id = next(self._correlation_ids)
+        future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = _PendingAsk(future, node_id, name)
+        try:
+            if node_id == self._id:
+                self._deliver_local(name, message, sender_name, node_id, correlation_id)
+            elif not self._send(node_id, _ASK, name, message, sender_name, correlation_id):
+                raise NodeDownError(
+                    f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to "
+                    f"{self._id!r}",
+                    node_id,
+                )
+            deadline = asyncio.timeout(timeout)
+            try:
+                async with deadline:
+                    return await future
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise AskTimeoutError(
+                    f"no reply from {node_id}/{name} to {type(message).__qualname__} "
+                    f"within {timeout} s"
+                ) from None
+        finally:
+            del self._pending[correlation_id]
+
+    def _send(
+        self,
+        node_id: str | list[str],
+        kind: int,
+        name: str,
+        message: Message,
+        sender_name: str | None,
+        correlation_id: int | None,
+    ) -> int:
+        tag, payload = encode_message(message)
+        envelope = [kind, name, tag, payload, self._id, sender_name, correlation_id]
+        try:
+            return int(self._node.send(node_id, envelope))
+        except (TransportError, TypeError, ValueError, OverflowError) as exc:
+            raise EncodeError(
+                f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
+            ) from exc
+
+    def _deliver_local(
+        self,
+        name: str,
+        message: Message,
+        sender_name: str | None,
+        reply_node: str | None,
+        correlation_id: int,
+    ) -> bool:
+        cell = self._actors.get(name)
+        if cell is None:
+            self._dead_letter(
+                "unknown_actor",
+                name,
+                message.__message_tag__,
+                self._id,
+                f"no actor named {name!r} on {self._id!r}",
+                reply_node,
+                correlation_id,
+            )
+            return False
+        cell.put(Envelope(message, self._id, sender_name, reply_node, correlation_id))
+        return True
+
+    # --- replies -------------------------------------------------------------------------------
+
+    def _reply(self, node_id: str, correlation_id: int, result: Message | None) -> None:
+        if node_id == self._id:
+            pending = self._pending.get(correlation_id)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(result)
+            return
+        if result is None:
+            tag, payload = None, None
+        else:
+            try:
+                tag, payload = encode_message(result)
+            except EncodeError as exc:
+                self._reply_error(node_id, correlation_id, "EncodeError", str(exc))
+                return
+        if not self._node.send(
+            node_id, [_REPLY, None, tag, payload, self._id, None, correlation_id]
+        ):
+            logger.debug("reply %d to %s dropped: not connected", correlation_id, node_id)
+
+    def _reply_error(self, node_id: str, correlation_id: int, type_name: str, text: str) -> None:
+        self._send_error(node_id, correlation_id, _ERROR_REMOTE, type_name, text)
+
+    def _send_error(
+        self, node_id: str, correlation_id: int, error_tag: str, name: str, text: str
+    ) -> None:
+        if node_id == self._id:
+            pending = self._pending.get(correlation_id)
+            if pending is not None and not pending.future.done():
+                pending.future.set_exception(_ask_error(error_tag, name, text))
+            return
+        envelope = [_ERROR, None, error_tag, [name, text], self._id, None, correlation_id]
+        if not self._node.send(node_id, envelope):
+            logger.debug("error reply %d to %s dropped: not connected", correlation_id, node_id)
+
+    def _fail_pending(self, make_error: Callable[[_PendingAsk], Exception]) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(make_error(pending))
+
+    # --- dead letters --------------------------------------------------------------------------
+
+    @property
+    def dead_letters(self) -> int:
+        """How many dead letters this system has counted."""
+        return sum(self._dead_letters.values())
+
+    @property
+    def pending_asks(self) -> int:
+        """How many asks from this system wait for a reply."""
+        return len(self._pending)
+
+    def stats(self) -> SystemStats:
+        """A snapshot of this system's counters.
+
+        Returns:
+            Actors, pending asks, dead letters (total and by reason), and peers.
+        """
+        return SystemStats(
+            actors=len(self._actors),
+            pending_asks=len(self._pending),
+            dead_letters=sum(self._dead_letters.values()),
+            dead_letters_by_reason=dict(self._dead_letters),
+            peers=tuple(self._node.peers),
+        )
+
+    def _dead_letter(
+        self,
+        reason: str,
+        target: str | None,
+        tag: str | None,
+        sender_node: str | None,
+        detail: str,
+        reply_node: str | None = None,
+        correlation_id: int | None = None,
+    ) -> None:
+        self._dead_letters[reason] += 1
+        logger.warning(
+            "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
+            self._id,
+            reason,
+            detail,
+            target,
+            tag,
+            sender_node,
+        )
+        if reply_node is not None and isinstance(correlation_id, int):
+            self._send_error(reply_node, correlation_id, _ERROR_DEAD_LETTER, reason, detail)
+        if self._handlers["dead_letter"]:
+            self._emit("dead_letter", DeadLetter(reason, target, tag, sender_node, detail))
+
+    # --- transport events ----------------------------------------------------------------------
+
+    def _on_packet(self, peer_id: str, packet: Any) -> None:
+        if self._closing:
+            return
+        try:
+            kind, target, tag, payload, _, sender_name, correlation_id = packet
+        except (TypeError, ValueError):
+            self._dead_letter(
+                "malformed_envelope", None, None, peer_id, f"not an envelope: {packet!r:.200}"
+            )
+            return
+        if kind in (_TELL, _ASK):
+            reply_node = peer_id if kind == _ASK else None
+            if reply_node is not None and type(correlation_id) is not int:
+                self._dead_letter(
+                    "malformed_envelope", None, None, peer_id, "ask without a correlation id"
+                )
+                return
+            cell = self._actors.get(target) if type(target) is str else None
+            if cell is None:
+                self._dead_letter(
+                    "unknown_actor",
+                    target if type(target) is str else repr(target),
+                    tag if type(tag) is str else None,
+                    peer_id,
+                    f"no actor named {target!r} on {self._id!r}",
+                    reply_node,
+                    correlation_id,
+                )
+                return
+            cls = message_class(tag) if type(tag) is str else None
+            if cls is None:
+                self._dead_letter(
+                    "unknown_tag",
+                    target,
+                    repr(tag),
+                    peer_id,
+                    f"no Message class with tag {tag!r} on {self._id!r}",
+                    reply_node,
+                    correlation_id,
+                )
+                return
+            try:
+                message = cls.__pydantic_validator__.validate_python(payload)
+            except ValidationError as exc:
+                self._dead_letter(
+                    "invalid_payload",
+                    target,
+                    tag,
+                    peer_id,
+                    f"payload does not validate as {cls.__qualname__}: "
+                    f"{exc.error_count()} error(s): {exc.errors()[0]['msg']}",
+                    reply_node,
+                    correlation_id,
+                )
+                return
+            sender = sender_name if type(sender_name) is str else None
+            cell.put(Envelope(message, peer_id, sender, reply_node, correlation_id or 0))
+        elif kind in (_REPLY, _ERROR):
+            pending = self._pending.get(correlation_id) if type(correlation_id) is int else None
+            if pending is None or pending.node_id != peer_id or pending.future.done():
+                logger.debug("late or unexpected reply %r from %s dropped", correlation_id, peer_id)
+                return
+            if kind == _ERROR:
+                try:
+                    name, text = payload
+                    error = _ask_error(tag, str(name), str(text))
+                except (TypeError, ValueError):
+                    error = AskError(f"malformed error reply from {peer_id}: {payload!r:.200}")
+                pending.future.set_exception(error)
+                return
+            if tag is None:
+                pending.future.set_result(None)
+                return
+            reply_cls = message_class(tag) if type(tag) is str else None
+            try:
+                if reply_cls is None:
+                    raise DeadLetterError(
+                        "invalid_reply", f"no Message class with tag {tag!r} on {self._id!r}"
+                    )
+                try:
+                    reply = reply_cls.__pydantic_validator__.validate_python(payload)
+                except ValidationError as exc:
+                    raise DeadLetterError(
+                        "invalid_reply", f"reply does not validate as {reply_cls.__qualname__}"
+                    ) from exc
+            except DeadLetterError as exc:
+                self._dead_letter(exc.reason, pending.target, repr(tag), peer_id, exc.detail)
+                pending.future.set_exception(exc)
+                return
+            pending.future.set_result(reply)
+        else:
+            self._dead_letter(
+                "malformed_envelope", None, None, peer_id, f"unknown envelope kind {kind!r}"
+            )
+
+    def _on_connect(self, peer_id: str, uri: str | None) -> None:
+        logger.info("%s: node %s up (%s)", self._id, peer_id, uri)
+        self._notify_actors(NodeUp(node_id=peer_id, uri=uri))
+        self._emit("node_up", peer_id, uri)
+
+    def _on_disconnect(self, peer_id: str, reason: str) -> None:
+        logger.info("%s: node %s down (%s)", self._id, peer_id, reason)
+        self._fail_pending_to(peer_id, reason)
+        self._notify_actors(NodeDown(node_id=peer_id, reason=str(reason)))
+        self._emit("node_down", peer_id, reason)
+
+    def _fail_pending_to(self, peer_id: str, reason: str) -> None:
+        for pending in self._pending.values():
+            if pending.node_id == peer_id and not pending.future.done():
+                pending.future.set_exception(
+                    NodeDownError(
+                        f"node {peer_id!r} went down ({reason}) while {self._id!r} waited "
+                        f"for a reply from {peer_id}/{pending.target}",
+                        peer_id,
+                    )
+                )
+
+    def _notify_actors(self, event: Message) -> None:
+        if self._closing:
+            return
+        for cell in list(self._actors.values()):
+            if cell.handles(type(event)):
+                cell.put(Envelope(event, None, None, None, 0))
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in list(self._handlers[event]):
+            try:
+                result = callback(*args)
+            except Exception:
+                logger.exception("%s: %s callback %r failed", self._id, event, callback)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._handler_tasks.add(task)
+                task.add_done_callback(self._handler_task_done)
+
+    def _handler_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._handler_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s: event callback failed", self._id, exc_info=task.exception())
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "running" if self._started else "new"
+        return (
+            f"<ActorSystem {self._id} {self._node.info() or '-'} {state} "
+            f"actors={len(self._actors)} peers={len(self._node.peers)}>"
+        )
+
+
+def _ask_error(error_tag: Any, name: str, text: str) -> AskError:
+    if error_tag == _ERROR_DEAD_LETTER:
+        return DeadLetterError(name, text)
+    if error_tag == _ERROR_REMOTE:
+        return RemoteError(name, text)
+    return AskError(f"{error_tag}: {name}: {text}")
