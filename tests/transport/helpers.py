@@ -1,0 +1,265 @@
+"""Shared helpers for the transport tests: event recorders, raw sockets, a recording proxy.
+
+Nothing here sleeps to synchronize: every wait is on an event, a future or a socket's EOF,
+under a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from transport import Node, parse_uri
+from transport._frames import FrameDecoder, encode_frame
+
+DEADLINE = 10.0
+
+
+class Recorder:
+    """Records one node's ``connect``, ``disconnect`` and ``message`` events.
+
+    ``wait_for(predicate)`` waits, under a deadline, until the predicate over the recorded
+    events holds.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.connects: list[str] = []
+        self.disconnects: list[tuple[str, str]] = []
+        self.messages: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+        node.on("connect", self._on_connect)
+        node.on("disconnect", self._on_disconnect)
+        node.on("message", self._on_message)
+
+    def _on_connect(self, peer_id: str, uri: str | None) -> None:
+        self.connects.append(peer_id)
+        self._notify()
+
+    def _on_disconnect(self, peer_id: str, reason: str) -> None:
+        self.disconnects.append((peer_id, reason))
+        self._notify()
+
+    def _on_message(self, peer_id: str, packet: Any) -> None:
+        self.messages.append((peer_id, packet))
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    async def wait_message(self, peer_id: str, packet: Any, timeout: float = DEADLINE) -> None:
+        await self.wait_for(lambda: (peer_id, packet) in self.messages, timeout)
+
+
+@asynccontextmanager
+async def started(*ids: str, **options: Any) -> AsyncIterator[list[Node]]:
+    """Start one node per id with the same options; close them all on exit."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(Node(node_id, **options)) for node_id in ids]
+
+
+def uri_of(node: Node) -> str:
+    uri = node.info()
+    assert uri is not None, f"{node!r} is not started"
+    return uri
+
+
+async def exchange(a: Node, b: Node, token: Any, timeout: float = DEADLINE) -> None:
+    """Send ``token`` both ways between two connected nodes and wait for both to arrive.
+
+    Registers temporary recorders, so it works whatever handlers the test attached.
+    """
+    loop = asyncio.get_running_loop()
+    got_a: asyncio.Future[Any] = loop.create_future()
+    got_b: asyncio.Future[Any] = loop.create_future()
+
+    def on_a(peer_id: str, packet: Any) -> None:
+        if peer_id == b.id and packet == ["to-a", token] and not got_a.done():
+            got_a.set_result(packet)
+
+    def on_b(peer_id: str, packet: Any) -> None:
+        if peer_id == a.id and packet == ["to-b", token] and not got_b.done():
+            got_b.set_result(packet)
+
+    a.on("message", on_a)
+    b.on("message", on_b)
+    try:
+        assert a.send(b.id, ["to-b", token]), f"{a.id} cannot send to {b.id}"
+        assert b.send(a.id, ["to-a", token]), f"{b.id} cannot send to {a.id}"
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(got_a, got_b)
+    finally:
+        a.off("message", on_a)
+        b.off("message", on_b)
+
+
+def hello_body(node_id: str = "zz-raw", **overrides: Any) -> dict[str, Any]:
+    """A well-formed version-1 dialer hello without a cookie; ``overrides`` replace fields."""
+    body: dict[str, Any] = {
+        "op": "hello",
+        "v": 1,
+        "id": node_id,
+        "inc": 1,
+        "uri": None,
+        "nonce": os.urandom(32),
+        "role": "dialer",
+        "auth": False,
+    }
+    body.update(overrides)
+    return body
+
+
+class RawClient:
+    """A bare TCP socket that speaks (or breaks) the wire protocol by hand."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._decoder = FrameDecoder(max_frame_size=64 * 1024 * 1024)
+        self._pending: list[Any] = []
+
+    @classmethod
+    async def open(cls, uri: str, *, ssl_context: ssl.SSLContext | None = None) -> RawClient:
+        host, port = parse_uri(uri)
+        async with asyncio.timeout(DEADLINE):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=ssl_context, server_hostname=host if ssl_context else None
+            )
+        return cls(reader, writer)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def send_body(self, body: Any) -> None:
+        await self.send_bytes(encode_frame(body))
+
+    async def send_eof(self) -> None:
+        self.writer.write_eof()
+        await self.writer.drain()
+
+    async def read_body(self, timeout: float = DEADLINE) -> Any:
+        """The next frame's body from the node; raises EOFError if the node closed first."""
+        async with asyncio.timeout(timeout):
+            while not self._pending:
+                data = await self.reader.read(65536)
+                if not data:
+                    raise EOFError("the node closed the connection")
+                self._pending.extend(self._decoder.feed(data))
+        return self._pending.pop(0)
+
+    async def read_until_eof(self, timeout: float = DEADLINE) -> list[Any]:
+        """Every body the node sends until it closes the connection (within ``timeout``)."""
+        bodies, self._pending = self._pending, []
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionResetError:
+                    break
+                if not data:
+                    break
+                bodies.extend(self._decoder.feed(data))
+        return bodies
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+@asynccontextmanager
+async def raw_client(uri: str, **kwargs: Any) -> AsyncIterator[RawClient]:
+    client = await RawClient.open(uri, **kwargs)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def rejects(bodies: list[Any]) -> list[tuple[str, str]]:
+    """The (code, reason) of every ``reject`` body in ``bodies``."""
+    return [
+        (body["code"], body["reason"])
+        for body in bodies
+        if isinstance(body, dict) and body.get("op") == "reject"
+    ]
+
+
+class RecordingProxy:
+    """A TCP proxy on 127.0.0.1 that forwards to ``target`` and records client bytes.
+
+    ``uri`` is where to dial instead of the target; ``client_bytes`` holds, per accepted
+    connection, everything the client sent.
+    """
+
+    def __init__(self, target: str) -> None:
+        self._target = parse_uri(target)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.client_bytes: list[bytearray] = []
+        self.uri = ""
+
+    async def __aenter__(self) -> RecordingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.uri = f"tcp://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in list(self._writers):
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        recorded = bytearray()
+        self.client_bytes.append(recorded)
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.add(up_writer)
+        pumps = [
+            asyncio.ensure_future(self._pump(reader, up_writer, recorded)),
+            asyncio.ensure_future(self._pump(up_reader, writer, None)),
+        ]
+        for pump in pumps:
+            self._tasks.add(pump)
+            pump.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pump(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray | None
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if record is not None:
+                    record += data
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
