@@ -14,8 +14,7 @@ import asyncio
 import os
 import signal
 
-from actors import ActorSystem
-from transport import TransportError
+from actors import ActorSystem, NodeError
 
 
 # --8<-- [start:connect]
@@ -25,7 +24,7 @@ async def connect_with_retry(system: ActorSystem, uri: str) -> str:
     while True:
         try:
             return await system.connect(uri)
-        except TransportError as exc:
+        except NodeError as exc:
             print(f"{uri} not reachable ({exc}); retrying in {delay:.1f} s", flush=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -55,9 +54,13 @@ async def main() -> None:
         system.on("node_up", lambda peer, *_: print("node up:", peer, flush=True))
         system.on("node_down", lambda peer, *_: print("node down:", peer, flush=True))
         print("listening on", system.info(), flush=True)
-        for uri in seeds:
-            await connect_with_retry(system, uri)
+        # Dial the seeds in the background, so a signal stops the node even while a seed
+        # is still unreachable.
+        dials = [asyncio.create_task(connect_with_retry(system, uri)) for uri in seeds]
         await stop.wait()
+        for dial in dials:
+            dial.cancel()
+        await asyncio.gather(*dials, return_exceptions=True)
     print("stopped", flush=True)
 
 

@@ -3,7 +3,7 @@
 import asyncio
 import secrets
 
-from actors import ActorSystem
+from actors import ActorSystem, NodeError
 from transport import AuthenticationError
 
 
@@ -21,8 +21,10 @@ async def main() -> None:
 
         try:
             await intruder.connect(node_b.info())
-        except AuthenticationError as exc:
-            print("intruder refused:", type(exc).__name__)  # intruder refused: AuthenticationError
+        except NodeError as exc:
+            # The transport's AuthenticationError is chained as the cause.
+            assert isinstance(exc.__cause__, AuthenticationError)
+            print("intruder refused:", exc.__cause__)
     # --8<-- [end:cookie]
 
 

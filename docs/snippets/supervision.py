@@ -2,7 +2,7 @@
 
 import asyncio
 
-from actors import Actor, ActorSystem, Message, RemoteError, handler
+from actors import Actor, ActorSystem, AskError, Message, handler
 
 
 # --8<-- [start:actor]
@@ -52,11 +52,8 @@ async def main() -> None:
             try:
                 done = await system.ask("node-a", name, HowMany(), timeout=5.0)
                 print(f"{name}: {done.count} jobs counted")
-            except RemoteError as exc:
+            except AskError as exc:  # the actor is gone: the ask became a dead letter
                 print(f"{name}: {exc}")
-        # resuming: 3 jobs counted     (state kept across the failure)
-        # restarting: 1 jobs counted   (a fresh Worker after the failure)
-        # stopping: ...                (the actor is gone: the ask is a dead letter)
         # --8<-- [end:run]
 
         # --8<-- [start:dead]
