@@ -69,6 +69,39 @@ async def started(*ids: str, **options: Any) -> AsyncIterator[list[Node]]:
         yield [await stack.enter_async_context(Node(node_id, **options)) for node_id in ids]
 
 
+class LoopErrors:
+    """Collects what the event loop's exception handler receives, so a test can assert on it.
+
+    asyncio reports an exception escaping a protocol callback (``Fatal error:
+    protocol.data_received() call failed``) through the loop's exception handler. Collecting it
+    lets the test fail in its own body, with the message, instead of in teardown. Anything not
+    checked is handed to the default handler on :meth:`restore`, so conftest still sees it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._previous = loop.get_exception_handler()
+        self.contexts: list[dict[str, Any]] = []
+        loop.set_exception_handler(self._handle)
+
+    def _handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.contexts.append(context)
+
+    def check(self) -> None:
+        """Assert the loop reported nothing since the last check."""
+        reported, self.contexts = self.contexts, []
+        messages = [
+            f"{context.get('message')}: {context.get('exception')!r:.200}" for context in reported
+        ]
+        assert not messages, f"the event loop reported errors: {messages}"
+
+    def restore(self) -> None:
+        self._loop.set_exception_handler(self._previous)
+        for context in self.contexts:
+            self._loop.call_exception_handler(context)
+        self.contexts = []
+
+
 def uri_of(node: Node) -> str:
     uri = node.info()
     assert uri is not None, f"{node!r} is not started"
