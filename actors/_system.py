@@ -563,11 +563,11 @@ class ActorSystem:
         message: Message,
         sender_name: str | None,
         correlation_id: int | None,
-    ) -> int:
+    ) -> bool | int:
         tag, payload = encode_message(message)
         envelope = [kind, name, tag, payload, self._id, sender_name, correlation_id]
         try:
-            return int(self._node.send(node_id, envelope))
+            return self._node.send(node_id, envelope)
         except (TransportError, TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"

@@ -1,0 +1,125 @@
+"""Messages, actors and waiting helpers shared by the actor tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from actors import Actor, ActorSystem, DeadLetter, Message, handler
+
+T = TypeVar("T")
+
+DEADLINE = 10.0
+
+
+async def within(awaitable: Awaitable[T], seconds: float = DEADLINE) -> T:
+    """Await with a deadline so that no test can hang."""
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+async def wait_until(condition: Callable[[], bool], event: asyncio.Event) -> None:
+    """Wait (bounded) until ``condition()`` holds, re-checking each time ``event`` is set."""
+
+    async def loop() -> None:
+        while not condition():
+            await event.wait()
+            event.clear()
+
+    await within(loop())
+
+
+class Ping(Message, tag="test.Ping"):
+    seq: int
+
+
+class Pong(Message, tag="test.Pong"):
+    seq: int
+
+
+class SpecialPing(Ping, tag="test.SpecialPing"):
+    """A subclass with no handler of its own: dispatch falls back to Ping's handler."""
+
+    flavour: str = "special"
+
+
+class Boom(Message, tag="test.Boom"):
+    text: str
+
+
+class Unhandled(Message, tag="test.Unhandled"):
+    pass
+
+
+class Block(Message, tag="test.Block"):
+    """Makes the Recorder wait until its release event is set."""
+
+
+class GetState(Message, tag="test.GetState"):
+    pass
+
+
+class State(Message, tag="test.State"):
+    seen: list[int]
+    instance_id: int
+    started: int
+
+
+class Recorder(Actor):
+    """Records Ping sequence numbers; answers asks; fails on Boom; blocks on Block."""
+
+    instances = 0
+
+    def __init__(self, release: asyncio.Event | None = None) -> None:
+        Recorder.instances += 1
+        self.instance_id = Recorder.instances
+        self.seen: list[int] = []
+        self.started = 0
+        self.stopped = 0
+        self.changed = asyncio.Event()
+        self.release = release or asyncio.Event()
+        self.senders: list[str | None] = []
+
+    def on_start(self) -> None:
+        self.started += 1
+
+    def on_stop(self) -> None:
+        self.stopped += 1
+
+    @handler
+    def on_ping(self, msg: Ping) -> Pong:
+        self.seen.append(msg.seq)
+        sender = self.context.sender
+        self.senders.append(None if sender is None else f"{sender.node_id}/{sender.name}")
+        self.changed.set()
+        return Pong(seq=msg.seq)
+
+    @handler
+    async def on_boom(self, msg: Boom) -> None:
+        await asyncio.sleep(0)
+        raise ValueError(msg.text)
+
+    @handler
+    async def on_block(self, msg: Block) -> None:
+        await self.release.wait()
+
+    @handler
+    def on_get_state(self, msg: GetState) -> State:
+        return State(seen=list(self.seen), instance_id=self.instance_id, started=self.started)
+
+
+class DeadLetterLog:
+    """Collects dead letters of a system and lets a test wait for them."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self.letters: list[DeadLetter] = []
+        self.changed = asyncio.Event()
+        system.on("dead_letter", self._on_dead_letter)
+
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+        self.changed.set()
+
+    async def wait_for(self, count: int) -> list[DeadLetter]:
+        await wait_until(lambda: len(self.letters) >= count, self.changed)
+        return self.letters
