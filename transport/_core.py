@@ -699,9 +699,12 @@ class NodeCore:
         conn.close_reason = "failed"
         self._settle(conn, error)
         self._request_close(conn)
-        peer_id = conn.handshake.peer_id
-        if conn.dialer and peer_id is not None and peer_id not in self.up:
-            self._redial_if_kept(peer_id)
+        if conn.dialer:
+            # A failed re-dial of a kept peer asks for the next attempt; before the peer's
+            # hello arrives only the dialed uri tells which peer it was for.
+            peer_id = conn.handshake.peer_id or self._kept_peer_at(conn.dialed_uri)
+            if peer_id is not None and peer_id not in self.up:
+                self._redial_if_kept(peer_id)
 
     def _close(
         self, conn: Connection, reason: str, *, send_goodbye: bool = False, redial: bool = True
@@ -727,6 +730,12 @@ class NodeCore:
             record = self._records.get(peer.node_id)
             if record is not None and not record.kept:
                 del self._records[peer.node_id]
+
+    def _kept_peer_at(self, uri: str | None) -> str | None:
+        for peer_id, record in self._records.items():
+            if record.kept and record.uri == uri and uri is not None:
+                return peer_id
+        return None
 
     def _redial_if_kept(self, peer_id: str) -> None:
         record = self._records.get(peer_id)
