@@ -257,13 +257,16 @@ class ActorSystem:
     async def close(self) -> None:
         """Stop every actor (their ``on_stop`` runs), fail pending asks, then close the node.
 
-        Pending asks fail with `SystemClosedError`. Messages still queued in mailboxes become
-        dead letters. Calling `close` again waits for the first call to finish.
+        Pending asks fail with `SystemClosedError`. Each actor finishes the message it is
+        handling (waiting at most ``stop_timeout`` before it is cancelled); messages still
+        queued in mailboxes become dead letters. Event callbacks still running at the end are
+        cancelled. Calling `close` again waits for the first call to finish.
         """
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
+        me = asyncio.current_task()
         try:
             # Fail pending asks first: a handler awaiting one would otherwise hold up its
             # actor's stop until the ask's own timeout.
@@ -271,7 +274,6 @@ class ActorSystem:
             cells = list(self._actors.values())
             for cell in cells:
                 cell.request_stop()
-            me = asyncio.current_task()
             tasks = [c.task for c in cells if c.task is not None and c.task is not me]
             if tasks:
                 _, late = await asyncio.wait(tasks, timeout=self._stop_timeout)
@@ -282,15 +284,17 @@ class ActorSystem:
                     await asyncio.wait(late)
             self._actors.clear()
             self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
-            handler_tasks = [t for t in self._handler_tasks if t is not me]
-            for task in handler_tasks:
-                task.cancel()
-            if handler_tasks:
-                await asyncio.wait(handler_tasks)
         finally:
             try:
                 await self._node.close()
             finally:
+                # Event callbacks still running (including node_down callbacks fired by the
+                # node's own close) are cancelled, so no task outlives the system.
+                handler_tasks = [t for t in self._handler_tasks if t is not me]
+                for task in handler_tasks:
+                    task.cancel()
+                if handler_tasks:
+                    await asyncio.wait(handler_tasks)
                 self._closed.set()
                 logger.info("actor system %s closed", self._id)
 

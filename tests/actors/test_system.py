@@ -432,3 +432,44 @@ async def test_ten_thousand_tells_arrive_in_order(make_system: SystemFactory) ->
     await within(done.wait(), 30)
     assert sequencer.seen == list(range(total))
     assert b.dead_letters == 0
+
+
+async def test_start_failure_is_a_node_error_and_unstarted_close_is_fine(
+    make_system: SystemFactory,
+) -> None:
+    taken = await make_system("taken")
+    uri = taken.info()
+    assert uri is not None
+    clash = ActorSystem("clash", port=int(uri.rsplit(":", 1)[1]))
+    with pytest.raises(NodeError, match="could not start") as caught:
+        async with clash:
+            pass
+    assert isinstance(caught.value.__cause__, transport.TransportError)
+    never_started = ActorSystem("never")
+    await within(never_started.close())
+    assert never_started.closed
+
+
+async def test_close_cancels_an_actor_stuck_past_stop_timeout() -> None:
+    entered = asyncio.Event()
+    stopped: list[str] = []
+
+    class Stubborn(Actor):
+        @handler
+        async def on_block(self, msg: Block) -> None:
+            entered.set()
+            await asyncio.Event().wait()  # never released
+
+        def on_stop(self) -> None:
+            stopped.append("stop")
+
+    system = ActorSystem("stubborn", stop_timeout=0.2)
+    await system.start()
+    system.spawn("stuck", Stubborn())
+    system.tell("stubborn", "stuck", Block())
+    await within(entered.wait())
+    started = time.monotonic()
+    await within(system.close())
+    assert time.monotonic() - started < 5
+    assert system.actors == ()
+    assert stopped == ["stop"]  # on_stop still ran after the handler was cancelled
