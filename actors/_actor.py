@@ -306,8 +306,7 @@ def _handled_message_types(
         raise HandlerDefinitionError(
             f"{where}() must take exactly one message argument besides self"
         )
-    hints = typing.get_type_hints(function)
-    annotation = hints.get(parameters[1].name)
+    annotation = _message_annotation(function, parameters[1], where)
     if annotation is None:
         raise HandlerDefinitionError(
             f"{where}(): annotate the message parameter {parameters[1].name!r} with the "
@@ -326,3 +325,27 @@ def _handled_message_types(
                 "the annotated Message type"
             )
     return list(candidates)
+
+
+def _message_annotation(
+    function: Callable[..., Any], parameter: inspect.Parameter, where: str
+) -> Any:
+    """The evaluated annotation of a handler's message parameter, or None if it has none."""
+    try:
+        return typing.get_type_hints(function).get(parameter.name)
+    except NameError:
+        pass
+    # Another annotation (often the return type) names something not importable from the
+    # module; evaluate only the message parameter's own annotation.
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        return None
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, getattr(function, "__globals__", {}))
+    except NameError as exc:
+        raise NameError(
+            f"{where}(): cannot resolve the annotation {annotation!r}; define the message "
+            "class at module level so handlers can find it"
+        ) from exc

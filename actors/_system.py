@@ -37,6 +37,7 @@ from actors.errors import (
     AskTimeoutError,
     DeadLetterError,
     EncodeError,
+    HandlerDefinitionError,
     NodeDownError,
     NodeError,
     RemoteError,
@@ -368,7 +369,10 @@ class ActorSystem:
                 )
         else:
             raise SpawnError(f"spawn() needs an Actor or a factory, not {actor!r}")
-        type(instance)._handler_table()  # surface malformed handlers now
+        try:
+            type(instance)._handler_table()  # surface malformed handlers now
+        except NameError as exc:
+            raise HandlerDefinitionError(str(exc)) from exc
         cell = ActorCell(self, name, instance, factory, supervision)
         self._actors[name] = cell
         cell.start()

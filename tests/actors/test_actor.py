@@ -191,3 +191,25 @@ async def test_failing_on_start_stops_the_actor(make_system: SystemFactory) -> N
         await within(ref.ask(Ping(seq=1)))
     assert "bad" not in system.actors
     assert stop_calls == []  # on_stop only runs after a successful on_start
+
+
+async def test_unresolvable_annotations_are_reported_clearly(make_system: SystemFactory) -> None:
+    system = await make_system("annotations")
+
+    class LocalOnly(Message, tag="actor.LocalOnly"):
+        pass
+
+    class LocalReply(Actor):
+        @handler
+        def on_ping(self, msg: Ping) -> LocalOnly:  # the return type is not resolvable
+            return LocalOnly()
+
+    class LocalParam(Actor):
+        @handler
+        def on_local(self, msg: LocalOnly) -> None: ...
+
+    assert LocalReply.handled_types() == (Ping,)
+    system.spawn("reply", LocalReply())
+    assert await within(system.ask("annotations", "reply", Ping(seq=1))) == LocalOnly()
+    with pytest.raises(HandlerDefinitionError, match="module level"):
+        system.spawn("param", LocalParam())
