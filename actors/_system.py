@@ -44,7 +44,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import Node, TransportError
+from transport import EncodingError, Node, TransportError
 
 __all__ = ["ActorSystem", "DeadLetter", "EnvelopeKind", "NodeDown", "NodeUp", "SystemStats"]
 
@@ -489,6 +489,7 @@ class ActorSystem:
         Raises:
             TypeError: ``message`` is not a `Message`.
             EncodeError: The message cannot be encoded for the wire.
+            NodeError: The transport refused the packet for another reason.
         """
         if not isinstance(message, Message):
             raise TypeError(f"tell() needs a Message, not {type(message).__qualname__}")
@@ -531,6 +532,7 @@ class ActorSystem:
             SystemClosedError: The system is closed or closed while waiting.
             TypeError: ``message`` is not a `Message`.
             EncodeError: The message cannot be encoded for the wire.
+            NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
         if not isinstance(message, Message):
@@ -576,10 +578,12 @@ class ActorSystem:
         envelope = [kind, name, tag, payload, self._id, sender_name, correlation_id]
         try:
             return self._node.send(node_id, envelope)
-        except (TransportError, TypeError, ValueError, OverflowError) as exc:
+        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
             ) from exc
+        except TransportError as exc:
+            raise NodeError(f"{self._id!r} cannot send to {node_id}: {exc}") from exc
 
     def _deliver_local(
         self,
