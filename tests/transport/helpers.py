@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import ipaddress
+import logging
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from transport import Node, parse_uri
 from transport._frames import FrameDecoder, encode_frame
@@ -108,11 +116,42 @@ def uri_of(node: Node) -> str:
     return uri
 
 
+async def wait_connected(a: Node, b: Node, timeout: float = DEADLINE) -> None:
+    """Wait until each of ``a`` and ``b`` lists the other in its peers.
+
+    ``connect()`` returns once the dialer's side is up; the other side may be one frame behind.
+    """
+    loop = asyncio.get_running_loop()
+    waiters: list[asyncio.Future[None]] = []
+    handlers: list[tuple[Node, Any]] = []
+    for node, other in ((a, b), (b, a)):
+        if other.id in node.peers:
+            continue
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def on_connect(
+            peer_id: str, uri: str | None, other: Node = other, waiter: Any = waiter
+        ) -> None:
+            if peer_id == other.id and not waiter.done():
+                waiter.set_result(None)
+
+        node.on("connect", on_connect)
+        handlers.append((node, on_connect))
+        waiters.append(waiter)
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*waiters)
+    finally:
+        for node, handler in handlers:
+            node.off("connect", handler)
+
+
 async def exchange(a: Node, b: Node, token: Any, timeout: float = DEADLINE) -> None:
     """Send ``token`` both ways between two connected nodes and wait for both to arrive.
 
-    Registers temporary recorders, so it works whatever handlers the test attached.
+    Registers temporary handlers, so it works whatever handlers the test attached.
     """
+    await wait_connected(a, b, timeout)
     loop = asyncio.get_running_loop()
     got_a: asyncio.Future[Any] = loop.create_future()
     got_b: asyncio.Future[Any] = loop.create_future()
@@ -296,3 +335,156 @@ class RecordingProxy:
             pass
         finally:
             writer.close()
+
+
+class LogWatcher(logging.Handler):
+    """Lets a test wait until the ``transport`` logger emits a record containing some text."""
+
+    def __init__(self, logger_name: str = "transport") -> None:
+        super().__init__(level=logging.DEBUG)
+        self._logger = logging.getLogger(logger_name)
+        self.messages: list[str] = []
+        self._waiters: list[tuple[str, asyncio.Future[str]]] = []
+
+    def __enter__(self) -> LogWatcher:
+        self._logger.addHandler(self)
+        self._previous_level = self._logger.level
+        if not self._logger.isEnabledFor(logging.WARNING):
+            self._logger.setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._previous_level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self.messages.append(message)
+        for text, waiter in self._waiters:
+            if text in message and not waiter.done():
+                waiter.set_result(message)
+
+    async def wait_for(self, text: str, timeout: float = DEADLINE) -> str:
+        """The first message containing ``text`` (seen already or arriving within timeout)."""
+        for message in self.messages:
+            if text in message:
+                return message
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.append((text, waiter))
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        finally:
+            self._waiters.remove((text, waiter))
+
+
+# -- TLS material made at test time --------------------------------------------------------------
+
+
+class CertificateAuthority:
+    """A throwaway CA that issues certificates for 127.0.0.1 (as an IP address SAN)."""
+
+    def __init__(self, name: str, directory: os.PathLike[str] | str) -> None:
+        self.directory = os.fspath(directory)
+        self.name = name
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        self._subject = subject
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        self.ca_file = self._write(f"{name}-ca.pem", self._pem(self.certificate))
+
+    def _write(self, filename: str, data: bytes) -> str:
+        path = os.path.join(self.directory, filename)
+        with open(path, "wb") as file:
+            file.write(data)
+        return path
+
+    @staticmethod
+    def _pem(certificate: x509.Certificate) -> bytes:
+        return certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, common_name: str) -> tuple[str, str]:
+        """Write a key and a certificate for ``common_name`` at 127.0.0.1; return their paths."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self._subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        prefix = f"{self.name}-{common_name}"
+        return (
+            self._write(f"{prefix}.key", key_pem),
+            self._write(f"{prefix}.pem", self._pem(certificate)),
+        )
+
+    def contexts(
+        self, common_name: str, *, trust: CertificateAuthority | None = None
+    ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        """(server, client) contexts for mutual TLS: own cert from this CA, peers from ``trust``.
+
+        ``trust`` defaults to this CA.
+        """
+        key_file, cert_file = self.issue(common_name)
+        trusted = (trust or self).ca_file
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.verify_mode = ssl.CERT_REQUIRED
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        for context in (server, client):
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(cert_file, key_file)
+            context.load_verify_locations(trusted)
+        return server, client
