@@ -24,6 +24,7 @@ when the decider's ``commit`` arrives, so ``connect`` fires once per side.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -516,7 +517,9 @@ class NodeCore:
 
     def _receive_control(self, conn: Connection, body: Any) -> None:
         if type(body) is not list or not body or type(body[0]) is not int:
-            self._fail(conn, ProtocolError(f"malformed frame after handshake: {body!r:.80}"))
+            self._fail(
+                conn, ProtocolError(f"malformed frame after handshake: {reprlib.repr(body)}")
+            )
             return
         tag = body[0]
         if tag == TAG_HEARTBEAT and len(body) == 1:
@@ -527,7 +530,7 @@ class NodeCore:
         if tag == TAG_GOODBYE and len(body) == 2:
             self._close(conn, "closed")
             return
-        self._fail(conn, ProtocolError(f"unknown control frame: {body!r:.80}"))
+        self._fail(conn, ProtocolError(f"unknown control frame: {reprlib.repr(body)}"))
 
     def _receive_setup(self, conn: Connection, body: Any, now: float) -> ConnectionState:
         """Handle one handshake/claim/commit body; return the connection's new state."""
@@ -556,7 +559,7 @@ class NodeCore:
         if conn.state is ConnectionState.AWAIT_COMMIT and op == "commit":
             self._on_commit(conn, body)
             return conn.state
-        raise ProtocolError(f"unexpected {op!r} in state {conn.state.name}")
+        raise ProtocolError(f"unexpected {reprlib.repr(op)} in state {conn.state.name}")
 
     def _authenticated(self, conn: Connection) -> None:
         peer = conn.handshake.peer

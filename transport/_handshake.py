@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import reprlib
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -99,7 +100,8 @@ def reject_body(code: str, reason: str) -> dict[str, Any]:
 def error_for_reject(body: dict[str, Any]) -> HandshakeError:
     """Translate a received ``reject`` body into the matching exception."""
     code = body.get("code")
-    reason = str(body.get("reason", ""))[:_MAX_URI_LENGTH]
+    reason = body.get("reason", "")
+    reason = reason[:_MAX_URI_LENGTH] if isinstance(reason, str) else reprlib.repr(reason)
     message = f"peer rejected the handshake ({code}): {reason}"
     if code == RejectCode.AUTH:
         return AuthenticationError(message)
@@ -194,7 +196,7 @@ class Handshake:
         if self.state is HandshakeState.AWAIT_PROOF and op == "proof":
             self._on_proof(body)
             return []
-        raise ProtocolError(f"unexpected {op!r} in state {self.state.name}")
+        raise ProtocolError(f"unexpected {reprlib.repr(op)} in state {self.state.name}")
 
     def _hello(self, proof: bytes | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -281,7 +283,7 @@ def _check_hello(hello: dict[str, Any], *, expected_role: str) -> None:
     version = hello.get("v")
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"unsupported protocol version {version!r}; this node speaks 1",
+            f"unsupported protocol version {reprlib.repr(version)}; this node speaks 1",
             code=RejectCode.VERSION,
         )
     node_id = hello.get("id")

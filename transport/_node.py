@@ -91,22 +91,98 @@ class _Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.outcome: asyncio.Future[DialOutcome] = node._loop.create_future()
         self.lost: asyncio.Future[None] = node._loop.create_future()
+        self.upgrade: asyncio.Task[None] | None = None
+        self.early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         node = self.node
         self.transport = transport
-        transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
+        node._links.add(self)
+        if node._ssl is not None and not self.dialer:
+            self._start_tls(transport)
+            return
+        self._open()
+
+    def _open(self) -> None:
+        node = self.node
+        assert self.transport is not None
+        self.transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
         conn = node._core.open(dialer=self.dialer, now=node._loop.time(), uri=self.uri)
         conn.transport = self
         self.conn = conn
-        node._links.add(self)
+        for data in self.early:
+            node._core.receive_data(conn, data, node._loop.time())
+        self.early.clear()
         node._after_core(flush=True)
+
+    def _start_tls(self, transport: asyncio.Transport) -> None:
+        """Run the listener's TLS handshake under the node's own limits.
+
+        The server listens in plain TCP and upgrades here, so an incoming TLS handshake counts
+        against ``max_pending_handshakes``, is bounded by ``handshake_timeout`` and a failure
+        is logged as this node's warning.
+        """
+        node = self.node
+        if node._core.pending_handshakes + node._tls_pending >= node._max_pending_handshakes:
+            logger.warning(
+                "node %s: refusing a connection: %d handshakes already pending",
+                node._id,
+                node._max_pending_handshakes,
+            )
+            transport.abort()
+            return
+        transport.pause_reading()
+        node._tls_pending += 1
+        self.upgrade = node._loop.create_task(self._upgrade(transport))
+
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        node = self.node
+        assert node._ssl is not None
+        try:
+            secure = await node._loop.start_tls(
+                transport,
+                self,
+                node._ssl,
+                server_side=True,
+                ssl_handshake_timeout=node._handshake_timeout,
+            )
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            peer = transport.get_extra_info("peername")
+            logger.warning(
+                "node %s: TLS handshake with %s failed: %s",
+                node._id,
+                peer,
+                str(exc) or type(exc).__name__,
+            )
+            transport.abort()
+            self._forget()
+            return
+        except asyncio.CancelledError:
+            transport.abort()
+            self._forget()
+            raise
+        finally:
+            node._tls_pending -= 1
+        if secure is None:
+            self._forget()
+            return
+        assert isinstance(secure, asyncio.Transport)
+        self.transport = secure
+        self._open()
+
+    def _forget(self) -> None:
+        self.node._links.discard(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         node = self.node
         conn = self.conn
-        assert conn is not None
+        if conn is None:
+            # TLS delivers the first records before start_tls() returns to _upgrade.
+            self.early.append(data)
+            return
         node._core.receive_data(conn, data, node._loop.time())
         node._after_core(flush=True)
 
@@ -216,6 +292,8 @@ class Node:
         self._dial_ssl = dial_ssl if dial_ssl is not None else ssl
         self._advertise = advertise
         self._handshake_timeout = handshake_timeout
+        self._max_pending_handshakes = max_pending_handshakes
+        self._tls_pending = 0
         self._high_water = high_water
         self._low_water = low_water
         self._reconnect_initial = reconnect_initial
@@ -331,8 +409,9 @@ class Node:
         self._state = "starting"
         self._loop = asyncio.get_running_loop()
         try:
+            # TLS is started per connection by _Link, under this node's limits.
             self._server = await self._loop.create_server(
-                lambda: _Link(self, dialer=False), self._host, self._port, ssl=self._ssl
+                lambda: _Link(self, dialer=False), self._host, self._port
             )
         except OSError as exc:
             self._state = "closed"
@@ -373,6 +452,10 @@ class Node:
         if self._server is not None:
             self._server.close()
         links = list(self._links)
+        for link in links:
+            if link.upgrade is not None and not link.upgrade.done():
+                link.upgrade.cancel()
+                tasks.append(link.upgrade)
         if links:
             _, pending = await asyncio.wait([link.lost for link in links], timeout=_CLOSE_GRACE)
             for link in links:
@@ -440,6 +523,9 @@ class Node:
                         port,
                         ssl=self._dial_ssl,
                         server_hostname=host if self._dial_ssl is not None else None,
+                        ssl_handshake_timeout=(
+                            self._handshake_timeout if self._dial_ssl is not None else None
+                        ),
                     )
                 except ssl_module.SSLCertVerificationError as exc:
                     raise AuthenticationError(f"TLS verification of {uri} failed: {exc}") from exc

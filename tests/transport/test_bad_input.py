@@ -67,11 +67,6 @@ async def mesh(loop_errors: LoopErrors) -> AsyncIterator[Mesh]:
 # than Python's recursion limit allows repr() or str() to walk from inside the event loop.
 ANY_REPLY = "any reply"
 DEEP_LIST = b"\x91" * 1000 + b"\xc0"
-DEEP_REPR_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: repr()/str() of a deeply nested body in an error message raises "
-    "RecursionError out of data_received (asyncio logs 'Fatal error', no clear reason)",
-)
 
 
 def frame_of(payload: bytes) -> bytes:
@@ -142,7 +137,6 @@ def handshake_cases() -> list[Any]:
             "protocol",
             "unexpected",
             id="deeply-nested-op",
-            marks=DEEP_REPR_BUG,
         ),
         pytest.param(
             frame_of(b"\x82\xa2op\xa6reject\xa6reason" + DEEP_LIST),
@@ -150,7 +144,6 @@ def handshake_cases() -> list[Any]:
             ANY_REPLY,
             "peer rejected the handshake (None)",
             id="deeply-nested-reject-reason",
-            marks=DEEP_REPR_BUG,
         ),
         pytest.param(
             encode_frame(hello_body(v=2)),
@@ -287,9 +280,7 @@ async def authenticated_raw_peer(mesh: Mesh, node_id: str = "zz-raw") -> RawClie
         pytest.param(encode_frame([]), "malformed frame after handshake", id="empty-list"),
         pytest.param(frame_of(b"\xc1"), "malformed msgpack", id="garbage"),
         pytest.param(struct.pack(">I", MAX_FRAME_SIZE + 1), "exceeds", id="too-large"),
-        pytest.param(
-            frame_of(DEEP_LIST), "malformed frame", id="deeply-nested-list", marks=DEEP_REPR_BUG
-        ),
+        pytest.param(frame_of(DEEP_LIST), "malformed frame", id="deeply-nested-list"),
     ],
 )
 async def test_a_malformed_frame_after_the_handshake_disconnects_that_peer_as_lost(

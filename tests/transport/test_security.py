@@ -333,13 +333,6 @@ async def test_closing_a_flood_socket_frees_its_slot() -> None:
 
 
 TLS_ACCEPT_ERROR = "Error on transport creation for incoming connection"
-TLS_OUTSIDE_CORE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: the listening side's TLS handshake runs inside loop.create_server, before "
-    "the core sees the connection: handshake_timeout and max_pending_handshakes do not apply "
-    "(asyncio's 60 s ssl_handshake_timeout does), a failure is logged by asyncio as an ERROR in "
-    "debug mode and by the transport not at all",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -494,7 +487,6 @@ async def test_a_tls_refusal_on_the_dialing_side_logs_no_error(
     assert errors == []
 
 
-@TLS_OUTSIDE_CORE_BUG
 async def test_a_failed_tls_handshake_is_a_warning_not_an_event_loop_error(
     ca: CertificateAuthority,
     caplog: pytest.LogCaptureFixture,
@@ -515,7 +507,6 @@ async def test_a_failed_tls_handshake_is_a_warning_not_an_event_loop_error(
     assert any("node secure" in message and "TLS" in message for message in warnings), warnings
 
 
-@TLS_OUTSIDE_CORE_BUG
 async def test_a_silent_client_on_a_tls_node_is_closed_after_the_handshake_timeout(
     ca: CertificateAuthority,
 ) -> None:
@@ -527,7 +518,6 @@ async def test_a_silent_client_on_a_tls_node_is_closed_after_the_handshake_timeo
         assert await silent.read_until_eof(timeout=3.0) == []
 
 
-@TLS_OUTSIDE_CORE_BUG
 async def test_a_tls_node_caps_connections_that_never_start_tls(ca: CertificateAuthority) -> None:
     async with tls_node("secure", ca, max_pending_handshakes=2, handshake_timeout=30.0) as secure:
         clients = [await RawClient.open(uri_of(secure)) for _ in range(5)]
