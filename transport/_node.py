@@ -36,6 +36,7 @@ from .errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectError,
+    FrameTooLarge,
     HandshakeError,
     NodeStateError,
     TransportError,
@@ -645,8 +646,14 @@ class Node:
 
         Raises:
             EncodingError: msgpack cannot serialize ``packet``.
+            FrameTooLarge: the encoded packet exceeds ``max_frame_size``.
         """
         frame = _frames.encode_data(packet)
+        if len(frame) - _frames.HEADER_SIZE > self._config.max_frame_size:
+            raise FrameTooLarge(
+                f"packet encodes to {len(frame) - _frames.HEADER_SIZE} bytes, above "
+                f"max_frame_size={self._config.max_frame_size}; peers would refuse it"
+            )
         core = self._core
         before = len(core.dirty)
         if isinstance(peer, str):
