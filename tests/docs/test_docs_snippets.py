@@ -44,6 +44,9 @@ COVERED_ELSEWHERE = {
     "MASTERLESS_ID=node-a": "test_deployment_nodes_find_each_other",
     "MASTERLESS_ID=node-b": "test_deployment_nodes_find_each_other",
     "python docs/snippets/security_tls.py": "test_tls_snippet",
+    "python examples/counter_pingpong.py --limit": "test_pingpong_in_one_process",
+    "python examples/counter_pingpong.py --role left": "test_pingpong_across_two_processes",
+    "python examples/counter_pingpong.py --role right": "test_pingpong_across_two_processes",
 }
 DEDICATED = {"deployment_node.py", "security_tls.py"}
 BAD_STDERR = ("Traceback", "ResourceWarning", "was destroyed but it is pending", "never awaited")
@@ -225,9 +228,9 @@ def test_tls_snippet(tmp_path: Path) -> None:
 class _Process:
     """A snippet run in the background whose stdout lines are read with a deadline."""
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    def __init__(self, program: str, env: dict[str, str], *args: str) -> None:
         self.popen = subprocess.Popen(
-            [*_python(), str(SNIPPETS / name)],
+            [*_python(), str(SNIPPETS / program), *args],
             cwd=ROOT,
             env={**_env(), **env},
             stdout=subprocess.PIPE,
@@ -263,9 +266,9 @@ class _Process:
             if line.startswith(prefix):
                 return line
 
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM the process and wait for it; return its exit status and stderr."""
-        if self.popen.poll() is None:
+    def stop(self, *, terminate: bool = True) -> tuple[int, str]:
+        """SIGTERM the process (unless told not to) and wait for it; return status and stderr."""
+        if terminate and self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
         try:
             returncode = self.popen.wait(timeout=RUN_TIMEOUT)
@@ -310,3 +313,47 @@ def test_deployment_nodes_find_each_other() -> None:
         for bad in BAD_STDERR:
             assert bad not in stderr, stderr
     assert seed.expect("stopped") == "stopped"
+
+
+# --- the ping-pong guide ------------------------------------------------------------------------
+
+PINGPONG = ROOT / "examples" / "counter_pingpong.py"
+
+
+def test_pingpong_in_one_process() -> None:
+    result = subprocess.run(
+        [*_python(), str(PINGPONG), "--limit", "1000"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("[left] listening on tcp://127.0.0.1:")
+    assert lines[1].startswith("[right] connected to tcp://127.0.0.1:")
+    assert any(line.startswith("[left] done: 1000 hops in ") for line in lines), lines
+    assert any(line.startswith("[right] done: 1000 hops in ") for line in lines), lines
+
+
+def test_pingpong_across_two_processes() -> None:
+    """The guide's two commands, with port 0 instead of 9000 so the test never collides."""
+    left = _Process(str(PINGPONG), {}, "--role", "left", "--port", "0", "--limit", "1000")
+    right: _Process | None = None
+    finished = False
+    try:
+        uri = left.expect("[left] listening on ").removeprefix("[left] listening on ")
+        right = _Process(str(PINGPONG), {}, "--role", "right", "--connect", uri, "--limit", "1000")
+        assert right.expect("[right] connected to ") == f"[right] connected to left at {uri}"
+        assert right.expect("[right] done: ").startswith("[right] done: 1000 hops in ")
+        assert left.expect("[left] done: ").startswith("[left] done: 1000 hops in ")
+        finished = True
+    finally:
+        # After a full game both exit by themselves; after a failure, stop them.
+        results = [
+            process.stop(terminate=not finished) for process in (right, left) if process is not None
+        ]
+    for returncode, stderr in results:
+        assert returncode == 0, stderr
