@@ -141,6 +141,7 @@ class _PendingAsk:
 
 
 SystemEvent = Literal["node_up", "node_down", "dead_letter"]
+"""The events :meth:`ActorSystem.on` accepts."""
 _EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter"})
 
 

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+"""The wire protocol version this node speaks (the ``v`` of its hello)."""
 NONCE_SIZE = 32
 _MAX_ID_LENGTH = 255
 _MAX_URI_LENGTH = 1024

@@ -47,7 +47,9 @@ __all__ = ["EventName", "Handler", "Node", "parse_uri"]
 logger = logging.getLogger("transport")
 
 EventName = Literal["listening", "connect", "disconnect", "message"]
+"""The events :meth:`Node.on` accepts."""
 Handler = Callable[..., Any]
+"""An event handler: a function or coroutine function taking the event's arguments."""
 _EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message")
 _CLOSE_GRACE = 2.0
 
