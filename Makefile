@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LINT_PATHS := $(wildcard actors transport tests examples benchmarks)
 
 .PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke soak clean
 
@@ -19,8 +20,8 @@ demo: $(STAMP)
 test: lint typecheck pytest docs-build
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check actors transport tests examples benchmarks
-	$(VENV)/bin/ruff format --check actors transport tests examples benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict actors transport
