@@ -695,7 +695,7 @@ class NodeCore:
         if conn.state is ConnectionState.CLOSED:
             return
         logger.warning("node %s: handshake failed on %r: %s", self.local.node_id, conn, error)
-        if send_reject:
+        if send_reject and not (isinstance(error, HandshakeError) and error.remote):
             code = error.code if isinstance(error, HandshakeError) else RejectCode.PROTOCOL
             self._write_body(conn, reject_body(code, str(error)))
         conn.state = ConnectionState.CLOSED

@@ -105,10 +105,10 @@ def error_for_reject(body: dict[str, Any]) -> HandshakeError:
     reason = reason[:_MAX_URI_LENGTH] if isinstance(reason, str) else reprlib.repr(reason)
     message = f"peer rejected the handshake ({code}): {reason}"
     if code == RejectCode.AUTH:
-        return AuthenticationError(message)
+        return AuthenticationError(message, remote=True)
     if code in (RejectCode.VERSION, RejectCode.PROTOCOL):
-        return ProtocolError(message)
-    return HandshakeError(message, code=str(code))
+        return ProtocolError(message, code=str(code), remote=True)
+    return HandshakeError(message, code=str(code), remote=True)
 
 
 def _proof(

@@ -61,9 +61,11 @@ class HandshakeError(TransportError):
 
     default_code = "handshake"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, remote: bool = False) -> None:
         super().__init__(message)
         self.code: str = code or self.default_code
+        #: True when the peer sent this refusal (then it is not answered with another one).
+        self.remote = remote
 
 
 class AuthenticationError(HandshakeError):
