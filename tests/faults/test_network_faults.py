@@ -1,0 +1,230 @@
+"""Faults on the wire between two in-process nodes, injected by a proxy.
+
+Case 2 (reset mid-frame), case 3 (partition then heal), case 4 (slow peer), plus a dripping
+and a slow link that must change nothing but timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fault_helpers import DEADLINE, FAST, EventLog, FaultProxy, poll_until, uri_of
+
+from transport import Node
+from transport._frames import HEADER_SIZE, FrameDecoder, encode_data
+
+ProxyFactory = Callable[[str], Awaitable[FaultProxy]]
+
+
+@asynccontextmanager
+async def linked(
+    proxies: ProxyFactory, **options: Any
+) -> AsyncIterator[tuple[Node, Node, EventLog, EventLog, FaultProxy]]:
+    """Nodes a and b, a dialed b through a fault proxy (so a keeps b and re-dials the proxy)."""
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(Node("a", **options))
+        b = await stack.enter_async_context(Node("b", **options))
+        log_a, log_b = EventLog(a), EventLog(b)
+        proxy = await proxies(uri_of(b))
+        assert await a.connect(proxy.uri) == "b"
+        await log_b.wait_event(("connect", "a"))
+        yield a, b, log_a, log_b, proxy
+
+
+def data_frames(raw: bytes | bytearray) -> tuple[int, int]:
+    """(complete data frames, bytes of a trailing partial frame) in a recorded byte stream."""
+    decoder = FrameDecoder()
+    bodies = decoder.feed(bytes(raw))
+    complete = sum(1 for body in bodies if isinstance(body, list) and body[:1] == [0])
+    return complete, decoder.buffered
+
+
+# -- case 2: a reset in the middle of a frame -----------------------------------------------------
+
+PAYLOAD = b"x" * 10_000
+
+
+async def test_a_reset_mid_frame_delivers_no_partial_packet_and_fifo_holds_after_reconnect(
+    proxies: ProxyFactory,
+) -> None:
+    async with linked(proxies, **FAST) as (a, _, log_a, log_b, proxy):
+        frame = len(encode_data([0, PAYLOAD]))
+        proxy.cut_after(3 * frame + frame // 2, "up")
+        for seq in range(20):
+            assert a.send("b", [seq, PAYLOAD])
+        await log_a.wait_event(("disconnect", "b", "lost"))
+        await log_b.wait_event(("disconnect", "a", "lost"))
+
+        # The proxy really cut inside the fourth frame: b's socket got 3.5 frames.
+        complete, partial = data_frames(proxy.pairs[0].forwarded["up"])
+        assert (complete, partial) == (3, frame // 2)
+        # b delivered the three whole packets and nothing of the torn one.
+        assert [seq for seq, _ in log_b.messages("a")] == [0, 1, 2]
+
+        # While a re-dials, its sends are queued; after the reconnect they go first, in order.
+        for seq in range(100, 110):
+            assert a.send("b", [seq, b"q"])
+        await log_b.wait_for(lambda: log_b.count(("connect", "a")) == 2)
+        await log_a.wait_for(lambda: log_a.count(("connect", "b")) == 2)
+        for seq in range(110, 120):
+            assert a.send("b", [seq, b"q"])
+        await log_b.wait_for(lambda: len(log_b.messages("a")) == 23)
+        # 3..19 were in a's buffers or in flight when the reset hit: lost, at most once, and
+        # a was told by its disconnect event. Nothing torn, nothing twice, nothing reordered.
+        assert [seq for seq, _ in log_b.messages("a")] == [0, 1, 2, *range(100, 120)]
+        assert log_a.lifecycle == [("connect", "b"), ("disconnect", "b", "lost"), ("connect", "b")]
+        assert log_b.lifecycle == [("connect", "a"), ("disconnect", "a", "lost"), ("connect", "a")]
+
+
+async def test_a_link_that_drips_one_byte_at_a_time_delivers_whole_packets_in_order(
+    proxies: ProxyFactory,
+) -> None:
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(Node("a", cookie=b"drip", **FAST))
+        b = await stack.enter_async_context(Node("b", cookie=b"drip", **FAST))
+        log_b = EventLog(b)
+        proxy = await proxies(uri_of(b))
+        proxy.drip()  # the handshake and the cookie proofs cross one byte per write as well
+        assert await a.connect(proxy.uri) == "b"
+        packets = [[seq, "p" * seq] for seq in range(30)]
+        for packet in packets:
+            assert a.send("b", packet)
+        await log_b.wait_for(lambda: len(log_b.messages("a")) == len(packets))
+        assert log_b.messages("a") == packets
+        up = proxy.pairs[0].forwarded["up"]
+        assert len(up) > 30 * HEADER_SIZE  # every byte of it went through one at a time
+        assert log_b.lifecycle == [("connect", "a")]
+
+
+async def test_a_slow_link_below_the_heartbeat_timeout_changes_only_timing(
+    proxies: ProxyFactory,
+) -> None:
+    async with linked(proxies, **FAST) as (a, b, log_a, log_b, proxy):
+        proxy.delay(0.1)  # a quarter of heartbeat_timeout, on every chunk both ways
+        for seq in range(50):
+            assert a.send("b", seq)
+            assert b.send("a", seq)
+        await log_b.wait_for(lambda: len(log_b.messages("a")) == 50)
+        await log_a.wait_for(lambda: len(log_a.messages("b")) == 50)
+        assert log_b.messages("a") == list(range(50)) == log_a.messages("b")
+        assert log_a.lifecycle == [("connect", "b")]
+        assert log_b.lifecycle == [("connect", "a")]
+
+
+# -- case 3: partition, then heal ---------------------------------------------------------------
+
+
+async def test_a_partition_is_detected_by_heartbeat_on_both_sides_and_heals_to_one_connection(
+    proxies: ProxyFactory,
+) -> None:
+    timeout = FAST["heartbeat_timeout"]
+    async with linked(proxies, **FAST) as (a, b, log_a, log_b, proxy):
+        assert a.send("b", "before")
+        await log_b.wait_for(lambda: log_b.messages("a") == ["before"])
+        loop = asyncio.get_running_loop()
+        partitioned_at = loop.time()
+        proxy.blackhole()
+
+        await log_a.wait_event(("disconnect", "b", "lost"), timeout=timeout + 2)
+        await log_b.wait_event(("disconnect", "a", "lost"), timeout=timeout + 2)
+        # Nothing closed a socket: each side gave up only after heartbeat_timeout of silence.
+        tick = FAST["heartbeat_interval"] / 4
+        for log, peer in ((log_a, "b"), (log_b, "a")):
+            waited = log.time_of(("disconnect", peer, "lost")) - partitioned_at
+            assert timeout - tick <= waited <= timeout + 1.0, waited
+
+        # During the partition: a keeps b, so its sends queue; b does not keep a: refused.
+        assert a.send("b", "during") is True
+        assert b.send("a", "during") is False
+        # a's re-dial reaches the partition and gets nowhere.
+        await proxy.changed.wait_for(lambda: proxy.accepted >= 2)
+        assert a.peers == [] and b.peers == []
+
+        proxy.heal()
+        await log_a.wait_for(lambda: log_a.count(("connect", "b")) == 2)
+        await log_b.wait_for(lambda: log_b.count(("connect", "a")) == 2)
+        await log_b.wait_for(lambda: log_b.messages("a") == ["before", "during"])
+        assert b.send("a", "after")
+        await log_a.wait_for(lambda: log_a.messages("b") == ["after"])
+
+        assert log_a.lifecycle == [("connect", "b"), ("disconnect", "b", "lost"), ("connect", "b")]
+        assert log_b.lifecycle == [("connect", "a"), ("disconnect", "a", "lost"), ("connect", "a")]
+        assert a.peers == ["b"] and b.peers == ["a"]
+        # No duplicate remains: one socket per side, one proxied connection.
+        await poll_until(lambda: len(a._links) == 1 and len(b._links) == 1 and len(proxy.live) == 1)
+        assert len(a._core.connections) == 1 and len(b._core.connections) == 1
+
+
+# -- case 4: a peer that stops reading ----------------------------------------------------------
+
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+CHUNK = b"c" * 4096
+STALL_CHECK = 0.5
+
+
+def buffered_toward(node: Node, peer: str) -> int:
+    """Bytes the sender holds for ``peer`` in user space: core outbox + transport buffer."""
+    conn = node._core.up[peer]
+    link = conn.transport
+    return int(conn.outbox_bytes + link.transport.get_write_buffer_size())
+
+
+async def test_a_peer_that_stops_reading_gets_backpressure_and_bounded_sender_memory(
+    proxies: ProxyFactory,
+) -> None:
+    options = {
+        "heartbeat_interval": 0.05,
+        # The stalled peer hears nothing for the whole test; it must not give up on us.
+        "heartbeat_timeout": 30.0,
+        "high_water": HIGH_WATER,
+        "low_water": LOW_WATER,
+    }
+    async with linked(proxies, **options) as (a, _, log_a, log_b, proxy):
+        proxy.stall()
+        frame = len(encode_data([0, CHUNK]))
+        accepted: list[int] = []
+        peak = 0
+        seq = 0
+        while True:
+            while a.send("b", [seq, CHUNK]):
+                accepted.append(seq)
+                seq += 1
+            peak = max(peak, buffered_toward(a, "b"))
+            assert len(accepted) * frame < 256 * 1024 * 1024, "send never pushed back"
+            drain = asyncio.ensure_future(a.drained("b"))
+            # Whether the buffer drains within STALL_CHECK is the thing under test.
+            done, _ = await asyncio.wait([drain], timeout=STALL_CHECK)
+            if not done:
+                break  # the kernel buffers are full: the sender's own buffer stays above low
+            peak = max(peak, buffered_toward(a, "b"))
+
+        # send refuses past high water; what the sender holds is bounded by the marks.
+        assert a.send("b", "refused") is False
+        assert peak <= 2 * HIGH_WATER + 2 * frame, peak
+        held = buffered_toward(a, "b")
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            refused = [a.send("b", [seq, CHUNK]) for _ in range(1000)]
+            after, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert refused == [False] * 1000
+        assert buffered_toward(a, "b") == held
+        assert after - before < 64 * 1024, after - before
+
+        # The peer reads again: drained() returns and send accepts again.
+        proxy.heal()
+        await asyncio.wait_for(drain, DEADLINE)
+        assert buffered_toward(a, "b") <= LOW_WATER
+        assert a.send("b", [seq, b"last"])
+        accepted.append(seq)
+        await log_b.wait_for(lambda: len(log_b.messages("a")) == len(accepted), timeout=30)
+        assert [packet[0] for packet in log_b.messages("a")] == accepted
+        assert log_a.lifecycle == [("connect", "b")]
+        assert log_b.lifecycle == [("connect", "a")]
