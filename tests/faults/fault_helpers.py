@@ -355,10 +355,13 @@ class NodeProcess:
         )
         node = cls(process, node_id)
         try:
-            await node.wait_for(lambda: node.has("listening"), timeout=DEADLINE)
+            await node.wait_for(lambda: node.has("listening") or node.has("exit"), timeout=DEADLINE)
         except BaseException:
             await node.kill()
             raise
+        if not node.has("listening"):
+            await node.kill()
+            raise RuntimeError(f"node process {node_id!r} exited before listening")
         node.uri = node.first("listening")["uri"]
         return node
 
