@@ -307,13 +307,14 @@ class FaultProxy:
                 self._cut_budget[direction] = None
             else:
                 self._cut_budget[direction] = budget - len(data)
-        if self._drip:
-            for index in range(len(data)):
-                writer.write(data[index : index + 1])
-                await writer.drain()
-                await asyncio.sleep(0)  # one byte per loop turn: one write, one segment
-        elif data:
-            writer.write(data)
+        index = 0
+        while self._drip and index < len(data):
+            writer.write(data[index : index + 1])
+            index += 1
+            await writer.drain()
+            await asyncio.sleep(0)  # one byte per loop turn: one write, one segment
+        if index < len(data):
+            writer.write(data[index:])
             await writer.drain()
         pair.forwarded[direction] += data
         if cut_now:
