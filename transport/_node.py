@@ -16,7 +16,7 @@ import random
 import secrets
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 from urllib.parse import urlsplit
 
 from . import _frames
@@ -98,7 +98,9 @@ class _Link(asyncio.Protocol):
         self.early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, not an isinstance check: uvloop's TCP transports implement the
+        # asyncio.Transport interface without subclassing it.
+        transport = cast(asyncio.Transport, transport)
         node = self.node
         self.transport = transport
         node._links.add(self)
@@ -170,7 +172,6 @@ class _Link(asyncio.Protocol):
         if secure is None:
             self._forget()
             return
-        assert isinstance(secure, asyncio.Transport)
         self.transport = secure
         self._open()
 
