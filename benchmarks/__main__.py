@@ -1,0 +1,504 @@
+"""``python -m benchmarks``: run the suite, print a table of figures and ratios, save it.
+
+Every figure is printed beside the raw-asyncio baseline measured in the same run and in the
+same event loop: throughputs against the baseline's one-way msgs/s (same packet size), round
+trips against its sequential ping-pong. Targets print PASS or MISS; a miss never fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import _suite
+from ._util import have_uvloop, run
+
+SECTIONS = ("baseline", "transport", "multi", "actors", "scale", "peers", "uvloop")
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+@dataclass
+class Config:
+    repeat: int
+    warmup: int
+    oneway_n: dict[str, int]
+    rtt_n: int
+    multi_n: int
+    fanouts: list[int]
+    tell_n: int
+    fanout: int
+    fanout_n: int
+    mesh_sizes: list[int]
+    burst_per_pair: int
+    memory_mesh: int
+    memory_actors: int
+    peer_rtt_n: int
+    seed_oneway_n: int
+    sizes: list[str] = field(default_factory=lambda: ["40 B", "4 KiB", "256 KiB"])
+
+
+FULL = Config(
+    repeat=3,
+    warmup=20_000,
+    oneway_n={"40 B": 300_000, "4 KiB": 40_000, "256 KiB": 1_000},
+    rtt_n=4_000,
+    multi_n=50_000,
+    fanouts=[1, 4, 16],
+    tell_n=100_000,
+    fanout=16,
+    fanout_n=10_000,
+    mesh_sizes=[10, 50, 100],
+    burst_per_pair=10,
+    memory_mesh=20,
+    memory_actors=1_000,
+    peer_rtt_n=2_000,
+    seed_oneway_n=300_000,
+)
+
+SMOKE = Config(
+    repeat=1,
+    warmup=1_000,
+    oneway_n={"40 B": 5_000, "4 KiB": 500, "256 KiB": 20},
+    rtt_n=200,
+    multi_n=1_000,
+    fanouts=[1, 4],
+    tell_n=2_000,
+    fanout=4,
+    fanout_n=200,
+    mesh_sizes=[5],
+    burst_per_pair=2,
+    memory_mesh=4,
+    memory_actors=50,
+    peer_rtt_n=100,
+    seed_oneway_n=5_000,
+)
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    value: float | None
+    unit: str
+    baseline: float | None = None
+    ratio: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Target:
+    text: str
+    status: str  # PASS, MISS or SKIP
+    measured: str
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.targets: list[Target] = []
+        self.values: dict[str, float] = {}
+
+    def add(
+        self,
+        key: str,
+        section: str,
+        name: str,
+        value: float | None,
+        unit: str,
+        baseline: float | None = None,
+        note: str = "",
+        higher_is_better: bool = True,
+    ) -> None:
+        ratio = None
+        if value is not None and baseline:
+            ratio = value / baseline if higher_is_better else baseline / value
+        if value is not None:
+            self.values[key] = value
+        self.rows.append(Row(section, name, value, unit, baseline, ratio, note))
+
+    def target(self, text: str, ok: bool | None, measured: str) -> None:
+        status = "SKIP" if ok is None else "PASS" if ok else "MISS"
+        self.targets.append(Target(text, status, measured))
+
+
+def progress(text: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "skipped"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "KiB":
+        return f"{value:.2f} KiB"
+    if unit == "B":
+        return f"{value:.0f} B"
+    if unit == "msgs":
+        return f"{value:,.0f}"
+    return f"{value:,.0f} {unit}"
+
+
+def _peer(name: str, n: int, timeout: float = 120.0) -> dict[str, Any]:
+    """Run one peer measurement in its own session, bounded and always cleaned up."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._peers", name, str(n)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        result: dict[str, Any] = json.loads(out.decode().splitlines()[-1])
+        return result
+    except subprocess.TimeoutExpired:
+        return {"skip": f"{name} did not finish within {timeout:.0f} s"}
+    except (ValueError, IndexError):
+        return {"skip": f"{name} printed no result"}
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
+    def want(section: str) -> bool:
+        return not only or section in only
+
+    sizes = cfg.sizes
+    base: dict[str, float] = {}
+    # The baseline is measured whenever anything is compared with it.
+    print("== raw asyncio baseline (two processes, length-prefixed msgpack over Protocols)")
+    base = run(lambda: _suite.baseline(cfg, "asyncio", sizes, progress))
+    for size in sizes:
+        report.add(
+            f"raw oneway {size}",
+            "baseline",
+            f"raw asyncio one-way, {size}",
+            base[f"oneway {size}"],
+            "msgs/s",
+        )
+    report.add("raw pingpong", "baseline", "raw asyncio ping-pong", base["pingpong"], "rt/s")
+    one = base["oneway 40 B"]
+    rtt = base["pingpong"]
+
+    if want("transport"):
+        print("== transport: Node.send between two processes")
+        t = run(lambda: _suite.transport_runs(cfg, "asyncio", sizes, progress))
+        for size in sizes:
+            report.add(
+                f"transport oneway {size}",
+                "transport",
+                f"Node.send one-way, {size}",
+                t[f"oneway {size}"],
+                "msgs/s",
+                base[f"oneway {size}"],
+            )
+        report.add(
+            "transport pingpong", "transport", "Node.send ping-pong", t["pingpong"], "rt/s", rtt
+        )
+    if want("multi"):
+        print("== transport: multi-dispatch, one encode for all peers")
+        m = run(lambda: _suite.multi_dispatch(cfg, "asyncio", cfg.fanouts, progress))
+        for k in cfg.fanouts:
+            report.add(
+                f"multi {k}",
+                "transport",
+                f"send([{k} peers]) deliveries",
+                m[f"{k} deliveries"],
+                "msgs/s",
+                one,
+                note=f"{m[f'{k} sends']:,.0f} sends/s, {m[f'{k} bytes']:.0f} B encoded per send",
+            )
+    if want("actors"):
+        print("== actors")
+        a = run(lambda: _suite.actor_runs(cfg, "asyncio", True, progress))
+        report.add("actor tell", "actors", "tell, two processes", a["tell"], "msgs/s", one)
+        report.add("actor ask", "actors", "ask, two processes", a["ask"], "rt/s", rtt)
+        report.add(
+            "actor ask 1proc",
+            "actors",
+            "ask, two systems in one process",
+            a["ask 1proc"],
+            "rt/s",
+            rtt,
+        )
+        report.add("actor ask local", "actors", "ask, same system", a["ask local"], "rt/s", rtt)
+        report.add(
+            "actor tell local", "actors", "tell, same system", a["tell local"], "msgs/s", one
+        )
+        report.add(
+            "actor fanout",
+            "actors",
+            f"tell([{cfg.fanout} nodes]) deliveries",
+            a["fanout deliveries"],
+            "msgs/s",
+            one,
+            note=f"{a['fanout sends']:,.0f} tells/s",
+        )
+    if want("scale"):
+        print("== scale: N nodes in one process, full mesh")
+        s = run(lambda: _suite.scale(cfg, progress))
+        for n in cfg.mesh_sizes:
+            report.add(
+                f"settle {n}", "scale", f"{n}-node full mesh: time to settle", s[f"settle {n}"], "s"
+            )
+            report.add(
+                f"lost {n}",
+                "scale",
+                f"{n}-node all-to-all burst: lost",
+                s[f"lost {n}"],
+                "msgs",
+                note=f"of {s[f'burst {n}']:,.0f} sent",
+            )
+        report.add(
+            "mem conn",
+            "scale",
+            f"memory per idle connection ({cfg.memory_mesh}-node mesh, both ends)",
+            s["bytes per connection"] / 1024,
+            "KiB",
+        )
+        report.add(
+            "mem actor",
+            "scale",
+            f"memory per idle actor ({cfg.memory_actors} actors)",
+            s["bytes per actor"] / 1024,
+            "KiB",
+        )
+    if want("peers"):
+        print("== peers (each optional; skipped when not installed)")
+        runs = [
+            ("seed-oneway", "seed (npm masterless) one-way", "msgs/s", one, cfg.seed_oneway_n),
+            ("seed-pingpong", "seed (npm masterless) ping-pong", "rt/s", rtt, cfg.peer_rtt_n),
+            ("pykka", "Pykka ask, in-process threads", "rt/s", rtt, cfg.peer_rtt_n),
+            ("thespian", "Thespian multiprocTCPBase ask", "rt/s", rtt, cfg.peer_rtt_n // 2),
+            ("xoscar", "xoscar actor call, two processes", "rt/s", rtt, cfg.peer_rtt_n),
+        ]
+        for key, label, unit, against, n in runs:
+            result = _peer(key, n)
+            if "skip" in result:
+                progress(f"{label}: SKIPPED: {result['skip']}")
+                report.add(key, "peers", label, None, unit, note=f"skipped: {result['skip']}")
+            else:
+                progress(f"{label}: {result['rate']:,.0f} {unit}")
+                report.add(key, "peers", label, result["rate"], unit, against)
+    if want("uvloop"):
+        if not have_uvloop():
+            print("== uvloop: SKIPPED: uvloop not installed (pip install 'masterless[fast]')")
+            report.add(
+                "uv skip", "uvloop", "uvloop runs", None, "", note="skipped: uvloop not installed"
+            )
+        else:
+            print("== uvloop: baseline, transport and actors again on uvloop")
+            ub = run(lambda: _suite.baseline(cfg, "uvloop", ["40 B"], progress), "uvloop")
+            ut = run(lambda: _suite.transport_runs(cfg, "uvloop", ["40 B"], progress), "uvloop")
+            ua = run(lambda: _suite.actor_runs(cfg, "uvloop", False, progress), "uvloop")
+            uone, urtt = ub["oneway 40 B"], ub["pingpong"]
+            report.add("uv raw oneway", "uvloop", "raw one-way, 40 B (uvloop)", uone, "msgs/s")
+            report.add("uv raw pingpong", "uvloop", "raw ping-pong (uvloop)", urtt, "rt/s")
+            report.add(
+                "uv transport oneway",
+                "uvloop",
+                "Node.send one-way, 40 B (uvloop)",
+                ut["oneway 40 B"],
+                "msgs/s",
+                uone,
+            )
+            report.add(
+                "uv transport pingpong",
+                "uvloop",
+                "Node.send ping-pong (uvloop)",
+                ut["pingpong"],
+                "rt/s",
+                urtt,
+            )
+            report.add(
+                "uv actor tell",
+                "uvloop",
+                "tell, two processes (uvloop)",
+                ua["tell"],
+                "msgs/s",
+                uone,
+            )
+            report.add(
+                "uv actor ask", "uvloop", "ask, two processes (uvloop)", ua["ask"], "rt/s", urtt
+            )
+            report.add(
+                "uv actor ask 1proc",
+                "uvloop",
+                "ask, one process (uvloop)",
+                ua["ask 1proc"],
+                "rt/s",
+                urtt,
+            )
+    judge(report, cfg)
+
+
+def judge(report: Report, cfg: Config) -> None:
+    v = report.values
+
+    def ratio(a: str, b: str) -> float | None:
+        return v[a] / v[b] if a in v and b in v and v[b] else None
+
+    def check(text: str, r: float | None, at_least: float) -> None:
+        report.target(
+            text, None if r is None else r >= at_least, "n/a" if r is None else f"{r:.2f}x"
+        )
+
+    check(
+        "transport one-way send >= 0.8x raw (40 B)",
+        ratio("transport oneway 40 B", "raw oneway 40 B"),
+        0.8,
+    )
+    check("actor tell >= 0.5x raw one-way", ratio("actor tell", "raw oneway 40 B"), 0.5)
+    check("actor tell >= 1x seed one-way", ratio("actor tell", "seed-oneway"), 1.0)
+    # "ask round trip <= 1.25x the raw ping-pong time" is a rate >= 0.8x the raw rate.
+    check(
+        "ask round trip <= 1.25x raw ping-pong time (two processes)",
+        ratio("actor ask", "raw pingpong"),
+        0.8,
+    )
+    check("ask (uvloop) >= 1x seed ping-pong rate", ratio("uv actor ask", "seed-pingpong"), 1.0)
+    check("ask >= 4x Thespian round trips", ratio("actor ask", "thespian"), 4.0)
+    check("ask >= 2.5x xoscar round trips", ratio("actor ask", "xoscar"), 2.5)
+    mem_conn = v.get("mem conn")
+    report.target(
+        "<= 64 KiB per idle connection",
+        None if mem_conn is None else mem_conn <= 64,
+        _kib(mem_conn),
+    )
+    mem_actor = v.get("mem actor")
+    report.target(
+        "<= 4 KiB per idle actor", None if mem_actor is None else mem_actor <= 4, _kib(mem_actor)
+    )
+    biggest = max(cfg.mesh_sizes)
+    settle = v.get(f"settle {biggest}")
+    report.target(
+        f"{biggest}-node full mesh settles in <= 10 s"
+        + ("" if biggest == 100 else " (smoke: small N)"),
+        None if settle is None else settle <= 10,
+        "n/a" if settle is None else f"{settle:.2f} s",
+    )
+    lost = [v[f"lost {n}"] for n in cfg.mesh_sizes if f"lost {n}" in v]
+    report.target(
+        "zero messages lost in the all-to-all burst",
+        None if not lost else sum(lost) == 0,
+        "n/a" if not lost else f"{sum(lost):.0f} lost",
+    )
+
+
+def _kib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} KiB"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "uvloop": have_uvloop(),
+    }
+
+
+def table(report: Report) -> list[str]:
+    lines = [
+        "| section | measurement | figure | raw baseline | ratio | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        lines.append(
+            f"| {row.section} | {row.name} | {_fmt(row.value, row.unit)} | "
+            f"{_fmt(row.baseline, row.unit) if row.baseline else ''} | "
+            f"{'' if row.ratio is None else f'{row.ratio:.2f}x'} | {row.note} |"
+        )
+    lines += ["", "| target | measured | result |", "|---|---|---|"]
+    for t in report.targets:
+        lines.append(f"| {t.text} | {t.measured} | {t.status} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny counts: checks the suite runs, in seconds"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        default=[],
+        metavar="NAME",
+        help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="write results as JSON (default: benchmarks/results/)"
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="write the table as Markdown (default: benchmarks/results/)",
+    )
+    args = parser.parse_args(argv)
+    cfg = SMOKE if args.smoke else FULL
+    report = Report()
+    info = machine()
+    print(
+        f"masterless benchmarks ({'smoke' if args.smoke else 'full'}): Python {info['python']}, "
+        f"{info['cpus']} CPUs ({info['cpu']}), "
+        f"uvloop {'installed' if info['uvloop'] else 'missing'}"
+    )
+    started = time.perf_counter()
+    run_suite(cfg, set(args.only) - {"baseline"}, args.smoke, report)
+    elapsed = time.perf_counter() - started
+    lines = table(report)
+    print()
+    print("\n".join(lines))
+    print(f"\n(total {elapsed:.1f} s; targets print PASS/MISS and never fail the run)")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    mode = "smoke" if args.smoke else "full"
+    json_path = args.json or os.path.join(RESULTS, f"{mode}-{stamp}.json")
+    md_path = args.markdown or os.path.join(RESULTS, f"{mode}-{stamp}.md")
+    for path in (json_path, md_path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(json_path, "w") as handle:
+        json.dump(
+            {
+                "mode": mode,
+                "machine": info,
+                "seconds": elapsed,
+                "rows": [asdict(r) for r in report.rows],
+                "targets": [asdict(t) for t in report.targets],
+            },
+            handle,
+            indent=2,
+        )
+    with open(md_path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    sys.exit(main())

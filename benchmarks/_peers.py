@@ -1,0 +1,201 @@
+"""Other actor libraries and the seed, each measured in its own bounded subprocess.
+
+``python -m benchmarks._peers NAME N`` prints one JSON line: ``{"rate": ...}`` or
+``{"skip": "why"}``. A missing library is a skip, never an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEED_VERSION = "0.4.1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- pykka: in-process ask ----------------------------------------------------------------------
+
+
+def pykka_ask(n: int) -> dict[str, Any]:
+    try:
+        import pykka
+    except ImportError:
+        return {"skip": "pykka not installed (pip install pykka)"}
+
+    class Echo(pykka.ThreadingActor):  # type: ignore[misc]
+        def on_receive(self, message: Any) -> Any:
+            return message
+
+    ref = Echo.start()
+    try:
+        for i in range(min(200, n)):
+            ref.ask(i)
+        start = time.perf_counter()
+        for i in range(n):
+            ref.ask(i)
+        return {"rate": n / (time.perf_counter() - start)}
+    finally:
+        ref.stop()
+
+
+# --- thespian: multiprocTCPBase ask -------------------------------------------------------------
+
+try:
+    from thespian.actors import Actor as _ThespianActor
+except ImportError:  # pragma: no cover - optional
+    _ThespianActor = object
+
+
+class ThespianEcho(_ThespianActor):  # type: ignore[misc, valid-type]
+    def receiveMessage(self, message: Any, sender: Any) -> None:
+        if isinstance(message, int):
+            self.send(sender, message)
+
+
+def thespian_ask(n: int) -> dict[str, Any]:
+    try:
+        from thespian.actors import ActorSystem
+    except ImportError:
+        return {"skip": "thespian not installed (pip install thespian)"}
+    system = ActorSystem("multiprocTCPBase", {"Admin Port": _free_port()})
+    try:
+        echo = system.createActor(ThespianEcho)
+        for i in range(min(100, n)):
+            system.ask(echo, i, 5)
+        start = time.perf_counter()
+        for i in range(n):
+            if system.ask(echo, i, 5) != i:
+                return {"skip": "thespian ask timed out"}
+        return {"rate": n / (time.perf_counter() - start)}
+    finally:
+        system.shutdown()
+
+
+# --- xoscar: actor call across processes --------------------------------------------------------
+
+
+def xoscar_call(n: int) -> dict[str, Any]:
+    try:
+        import xoscar as xo
+    except ImportError:
+        return {"skip": "xoscar not installed (pip install xoscar)"}
+
+    class Echo(xo.Actor):  # type: ignore[misc]
+        def echo(self, value: Any) -> Any:
+            return value
+
+    async def main() -> dict[str, Any]:
+        pool = await xo.create_actor_pool("127.0.0.1", n_process=1)
+        async with pool:
+            ref = await xo.create_actor(
+                Echo,
+                address=pool.external_address,
+                uid="echo",
+                allocate_strategy=xo.allocate_strategy.ProcessIndex(1),
+            )
+            for i in range(min(100, n)):
+                await ref.echo(i)
+            start = time.perf_counter()
+            for i in range(n):
+                await ref.echo(i)
+            return {"rate": n / (time.perf_counter() - start)}
+
+    return asyncio.run(main())
+
+
+# --- the seed library (npm masterless) ----------------------------------------------------------
+
+
+def _seed_ready() -> str | None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node/npm not found"
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "masterless")):
+        try:
+            subprocess.run(
+                [
+                    "npm",
+                    "install",
+                    "--no-save",
+                    "--no-audit",
+                    "--no-fund",
+                    f"masterless@{SEED_VERSION}",
+                ],
+                cwd=HERE,
+                check=True,
+                timeout=120,
+                capture_output=True,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            return f"npm install masterless@{SEED_VERSION} failed: {exc}"
+    return None
+
+
+def seed(mode: str, n: int) -> dict[str, Any]:
+    why = _seed_ready()
+    if why is not None:
+        return {"skip": why}
+    script = os.path.join(HERE, "seed.js")
+    sink = subprocess.Popen(
+        ["node", script, "sink"],
+        cwd=HERE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert sink.stdout is not None
+        info = json.loads(sink.stdout.readline())["info"]
+        done = subprocess.run(
+            ["node", script, mode, info, str(n)],
+            cwd=HERE,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return result
+    finally:
+        sink.kill()
+        sink.wait()
+
+
+RUNS = {
+    "pykka": pykka_ask,
+    "thespian": thespian_ask,
+    "xoscar": xoscar_call,
+    "seed-oneway": lambda n: seed("oneway", n),
+    "seed-pingpong": lambda n: seed("pingpong", n),
+}
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("name", choices=sorted(RUNS))
+    parser.add_argument("n", type=int)
+    args = parser.parse_args()
+    try:
+        result = RUNS[args.name](args.n)
+    except Exception as exc:
+        result = {"skip": f"{args.name} failed: {type(exc).__name__}: {exc}"}
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # thread pools of some libraries would otherwise keep the process alive
+
+
+if __name__ == "__main__":
+    cli()
