@@ -28,41 +28,40 @@ import reprlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any
 
+from ._connection import (
+    HEARTBEAT_FRAME,
+    TAG_DATA,
+    TAG_GOODBYE,
+    TAG_HEARTBEAT,
+    TAG_KEEP,
+    Connection,
+    ConnectionState,
+)
+from ._events import (
+    DialOutcome,
+    Event,
+    PacketsReceived,
+    PeerConnected,
+    PeerDisconnected,
+    RedialNeeded,
+)
 from ._frames import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
 from ._handshake import (
     Handshake,
     HandshakeState,
     LocalIdentity,
-    PeerIdentity,
     RejectCode,
     error_for_reject,
     reject_body,
 )
 from .errors import HandshakeError, ProtocolError, TransportError
 
-__all__ = [
-    "Connection",
-    "ConnectionState",
-    "CoreConfig",
-    "DialOutcome",
-    "NodeCore",
-    "PacketReceived",
-    "PeerConnected",
-    "PeerDisconnected",
-    "RedialNeeded",
-]
+__all__ = ["CoreConfig", "NodeCore"]
 
 logger = logging.getLogger("transport")
 
-TAG_DATA = 0
-TAG_HEARTBEAT = 1
-TAG_KEEP = 2
-TAG_GOODBYE = 3
-
-HEARTBEAT_FRAME = encode_frame([TAG_HEARTBEAT])
 _RETIRED_INCARNATIONS = 8
 
 
@@ -78,120 +77,6 @@ class CoreConfig:
     queue_max_packets: int = 10_000
     queue_max_bytes: int = 16 * 1024 * 1024
     high_water: int = 4 * 1024 * 1024
-
-
-class PeerConnected(NamedTuple):
-    """A peer's connection is up (fires once per connection, on both sides)."""
-
-    peer_id: str
-    uri: str | None
-
-
-class PeerDisconnected(NamedTuple):
-    """A connection that was up ended; ``reason`` is closed, lost or restarted."""
-
-    peer_id: str
-    reason: str
-
-
-class PacketReceived(NamedTuple):
-    """A data packet from an up connection."""
-
-    peer_id: str
-    packet: Any
-
-
-class RedialNeeded(NamedTuple):
-    """A kept peer has no connection; the shell should dial ``uri`` with backoff."""
-
-    peer_id: str
-    uri: str
-
-
-class DialOutcome(NamedTuple):
-    """A dialed connection reached its end state.
-
-    ``peer_id`` is known when the handshake got that far; ``error`` is None on success and on
-    ``duplicate`` (another connection to the same peer survived: wait for it to be up).
-    """
-
-    connection: Connection
-    peer_id: str | None
-    error: TransportError | None
-
-
-Event = PeerConnected | PeerDisconnected | PacketReceived | RedialNeeded | DialOutcome
-
-
-class ConnectionState(IntEnum):
-    """Life of one connection."""
-
-    HANDSHAKE = 0
-    AWAIT_CLAIM = 1  # decider: authenticated, waiting for the follower's claim
-    AWAIT_COMMIT = 2  # follower: claim sent, waiting for the decider's commit
-    UP = 3
-    CLOSED = 4
-
-
-class Connection:
-    """One TCP connection as the core sees it (the shell attaches its transport)."""
-
-    __slots__ = (
-        "claim_seq",
-        "close_reason",
-        "closing",
-        "deadline",
-        "decoder",
-        "dialed_uri",
-        "dirty",
-        "handle",
-        "handshake",
-        "last_received",
-        "last_sent",
-        "outbox",
-        "outbox_bytes",
-        "paused",
-        "peer",
-        "received",
-        "remote_keeps",
-        "sent",
-        "settled",
-        "state",
-        "transport",
-    )
-
-    def __init__(self, handle: int, handshake: Handshake, decoder: FrameDecoder, now: float):
-        self.handle = handle
-        self.handshake = handshake
-        self.decoder = decoder
-        self.state = ConnectionState.HANDSHAKE
-        self.peer: PeerIdentity | None = None
-        self.outbox: list[bytes] = []
-        self.outbox_bytes = 0
-        self.dirty = False
-        self.closing = False
-        self.close_reason: str | None = None
-        self.paused = False
-        self.deadline = now
-        self.last_received = now
-        self.last_sent = now
-        self.received = False
-        self.sent = False
-        self.claim_seq = -1
-        self.remote_keeps = False
-        self.settled = False
-        self.dialed_uri: str | None = None
-        self.transport: Any = None
-
-    @property
-    def dialer(self) -> bool:
-        """True when this node opened the connection."""
-        return self.handshake.dialer
-
-    def __repr__(self) -> str:
-        peer = self.peer.node_id if self.peer else self.handshake.peer_id
-        role = "dialer" if self.dialer else "listener"
-        return f"<Connection #{self.handle} {role} peer={peer!r} {self.state.name}>"
 
 
 class _PeerRecord:
@@ -342,15 +227,22 @@ class NodeCore:
         return conn
 
     def receive_data(self, conn: Connection, data: bytes, now: float) -> None:
-        """Feed bytes received on ``conn``."""
+        """Feed bytes received on ``conn``.
+
+        The complete frames before a malformed one are still handled, in order; then the
+        connection fails.
+        """
         if conn.state is ConnectionState.CLOSED:
             return
-        try:
-            bodies = conn.decoder.feed(data)
-        except ProtocolError as exc:
-            self._fail(conn, exc)
-            return
+        decoder = conn.decoder
+        bodies = decoder.feed(data)
         conn.received = True
+        if bodies:
+            self._receive_bodies(conn, bodies, now)
+        if decoder.error is not None:
+            self._fail(conn, decoder.error)  # a no-op when the bodies closed it already
+
+    def _receive_bodies(self, conn: Connection, bodies: list[Any], now: float) -> None:
         if conn.state is ConnectionState.UP:
             self._receive_up(conn, bodies, 0)
             return
@@ -502,18 +394,26 @@ class NodeCore:
     # -- receiving --------------------------------------------------------------------------------
 
     def _receive_up(self, conn: Connection, bodies: list[Any], start: int) -> None:
+        """Deliver data bodies as one batch per run between control frames."""
         peer = conn.peer
         assert peer is not None
         peer_id = peer.node_id
-        events = self.events
+        packets: list[Any] = []
+        append = packets.append
         for index in range(start, len(bodies)):
             body = bodies[index]
             if type(body) is list and len(body) == 2 and body[0] == TAG_DATA:
-                events.append(PacketReceived(peer_id, body[1]))
+                append(body[1])
                 continue
+            if packets:
+                self.events.append(PacketsReceived(peer_id, packets))
+                packets = []
+                append = packets.append
             self._receive_control(conn, body)
             if conn.state is ConnectionState.CLOSED:
                 return
+        if packets:
+            self.events.append(PacketsReceived(peer_id, packets))
 
     def _receive_control(self, conn: Connection, body: Any) -> None:
         if type(body) is not list or not body or type(body[0]) is not int:

@@ -7,6 +7,7 @@ so a hostile prefix cannot make the node allocate more than one frame's worth of
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -23,11 +24,13 @@ __all__ = [
 
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 HEADER_SIZE = 4
+# Complete frames are fed to the unpacker and decoded in batches of about this many bytes.
+_UNPACK_BATCH = 1024 * 1024
 
 _header = struct.Struct(">I")
 _pack_header = _header.pack
 _unpack_header_from = _header.unpack_from
-_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 # The tag of a data frame; see _session for the control tags.
 TAG_DATA = 0
@@ -43,7 +46,7 @@ def encode_frame(body: Any) -> bytes:
         payload = _packb(body)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodingError(f"packet is not msgpack-serializable: {exc}") from exc
-    return _pack_header(len(payload)) + bytes(payload)
+    return _pack_header(len(payload)) + payload
 
 
 def encode_data(packet: Any) -> bytes:
@@ -51,31 +54,50 @@ def encode_data(packet: Any) -> bytes:
 
     This is the single encoding step of ``Node.send``; multi-dispatch calls it once and hands
     the same bytes to every peer.
+
+    Raises:
+        EncodingError: msgpack cannot serialize ``packet``.
     """
-    return encode_frame([TAG_DATA, packet])
+    try:
+        payload = _packb([TAG_DATA, packet])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodingError(f"packet is not msgpack-serializable: {exc}") from exc
+    return _pack_header(len(payload)) + payload
 
 
 class FrameDecoder:
     """Incremental decoder: feed bytes, get decoded msgpack bodies back.
 
+    Each length prefix is checked before its body is buffered. Bodies are decoded by one
+    reused ``msgpack.Unpacker``, which must end exactly at each frame's end, so a frame holds
+    exactly one msgpack value; every container or string inside it is bounded by
+    ``max_frame_size``.
+
+    Errors are sticky: :meth:`feed` returns the frames decoded before the first bad one and
+    sets :attr:`error`; the decoder then ignores further bytes.
+
     Args:
         max_frame_size: the largest body accepted, in bytes.
     """
 
-    __slots__ = ("_buffer", "_max_frame_size", "_unpack_kwargs")
+    __slots__ = ("_buffer", "_consumed", "_max_frame_size", "_unpacker", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._buffer = bytearray()
         self._max_frame_size = max_frame_size
-        self._unpack_kwargs: dict[str, Any] = {
-            "raw": False,
-            "strict_map_key": True,
-            "max_str_len": max_frame_size,
-            "max_bin_len": max_frame_size,
-            "max_array_len": max_frame_size,
-            "max_map_len": max_frame_size // 2,
-            "max_ext_len": max_frame_size,
-        }
+        self._consumed = 0
+        self._unpacker = msgpack.Unpacker(
+            raw=False,
+            strict_map_key=True,
+            # The unpacker holds one batch of complete frames: at most a batch plus one frame.
+            max_buffer_size=max_frame_size + _UNPACK_BATCH,
+            max_str_len=max_frame_size,
+            max_bin_len=max_frame_size,
+            max_array_len=max_frame_size,
+            max_map_len=max_frame_size // 2,
+            max_ext_len=max_frame_size,
+        )
+        self.error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -85,35 +107,72 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[Any]:
         """Add ``data`` and return every complete frame's decoded body, in order.
 
-        Raises:
-            FrameTooLarge: a length prefix exceeds ``max_frame_size``.
-            ProtocolError: a body is not valid msgpack (or breaks the unpacker limits).
+        On a length prefix above ``max_frame_size`` (:class:`FrameTooLarge`) or a body that is
+        not exactly one valid msgpack value (:class:`ProtocolError`), returns the bodies
+        before it and sets :attr:`error`.
         """
+        if self.error is not None:
+            return []
         buffer = self._buffer
         buffer += data
         size = len(buffer)
         offset = 0
-        bodies: list[Any] = []
-        unpack_kwargs = self._unpack_kwargs
         limit = self._max_frame_size
+        feed_unpacker = self._unpacker.feed
+        bodies: list[Any] = []
+        ends: list[int] = []
+        consumed = self._consumed
+        batch_start = consumed
         view = memoryview(buffer)
         try:
             while size - offset >= HEADER_SIZE:
                 (length,) = _unpack_header_from(buffer, offset)
                 if length > limit:
-                    raise FrameTooLarge(f"frame of {length} bytes exceeds max_frame_size={limit}")
+                    self.error = FrameTooLarge(
+                        f"frame of {length} bytes exceeds max_frame_size={limit}"
+                    )
+                    break
                 end = offset + HEADER_SIZE + length
                 if end > size:
                     break
-                try:
-                    bodies.append(
-                        msgpack.unpackb(view[offset + HEADER_SIZE : end], **unpack_kwargs)
-                    )
-                except (ValueError, TypeError, msgpack.UnpackException) as exc:
-                    raise ProtocolError(f"malformed msgpack frame: {exc}") from exc
+                if consumed - batch_start + length > _UNPACK_BATCH and ends:
+                    # Keep the unpacker's buffer bounded however large the read was.
+                    bodies += self._unpack(ends)
+                    if self.error is not None:
+                        break
+                    ends = []
+                    batch_start = consumed
+                feed_unpacker(view[offset + HEADER_SIZE : end])
+                consumed += length
+                ends.append(consumed)
                 offset = end
         finally:
             view.release()
         if offset:
             del buffer[:offset]
+        if ends:
+            bodies += self._unpack(ends)
+        if self.error is not None:
+            buffer.clear()
+        return bodies
+
+    def _unpack(self, ends: list[int]) -> list[Any]:
+        unpacker = self._unpacker
+        unpack = unpacker.unpack
+        tell = unpacker.tell
+        bodies: list[Any] = []
+        append = bodies.append
+        try:
+            for end in ends:
+                body = unpack()
+                if tell() != end:
+                    raise ValueError("a frame must hold exactly one msgpack value")
+                append(body)
+        except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as exc:
+            if self.error is None:
+                self.error = ProtocolError(f"malformed msgpack frame: {exc}")
+                self.error.__cause__ = exc
+            return bodies
+        if ends:
+            self._consumed = ends[-1]
         return bodies

@@ -20,12 +20,11 @@ from typing import Any, Literal, cast, overload
 from urllib.parse import urlsplit
 
 from . import _frames
-from ._core import (
-    Connection,
-    CoreConfig,
+from ._connection import Connection
+from ._core import CoreConfig, NodeCore
+from ._events import (
     DialOutcome,
-    NodeCore,
-    PacketReceived,
+    PacketsReceived,
     PeerConnected,
     PeerDisconnected,
     RedialNeeded,
@@ -296,6 +295,7 @@ class Node:
         self._dial_ssl = dial_ssl if dial_ssl is not None else ssl
         self._advertise = advertise
         self._handshake_timeout = handshake_timeout
+        self._max_frame_bytes = max_frame_size + _frames.HEADER_SIZE
         self._max_pending_handshakes = max_pending_handshakes
         self._tls_pending = 0
         self._high_water = high_water
@@ -393,6 +393,20 @@ class Node:
                     handler(*args)
             except Exception:
                 logger.exception("node %s: %s handler %r raised", self._id, event, handler)
+
+    def _deliver(self, peer_id: str, packets: list[Any]) -> None:
+        handlers = self._handlers["message"]
+        if len(handlers) != 1 or handlers[0][1]:
+            for packet in packets:
+                self._emit("message", peer_id, packet)
+            return
+        # The common case, one synchronous handler (the actor layer's), without _emit's loop.
+        handler = handlers[0][0]
+        for packet in packets:
+            try:
+                handler(peer_id, packet)
+            except Exception:
+                logger.exception("node %s: message handler %r raised", self._id, handler)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         self._handler_tasks.discard(task)
@@ -652,13 +666,12 @@ class Node:
             FrameTooLarge: the encoded packet exceeds ``max_frame_size``.
         """
         frame = _frames.encode_data(packet)
-        if len(frame) - _frames.HEADER_SIZE > self._config.max_frame_size:
+        if len(frame) > self._max_frame_bytes:
             raise FrameTooLarge(
                 f"packet encodes to {len(frame) - _frames.HEADER_SIZE} bytes, above "
                 f"max_frame_size={self._config.max_frame_size}; peers would refuse it"
             )
         core = self._core
-        before = len(core.dirty)
         if isinstance(peer, str):
             result: bool | int = core.send(peer, frame)
         else:
@@ -666,7 +679,8 @@ class Node:
             for peer_id in peer:
                 if core.send(peer_id, frame):
                     result += 1
-        if not before and core.dirty and self._flush_handle is None:
+        # Coalescing: everything sent during this event-loop turn goes out in one write.
+        if self._flush_handle is None and core.dirty:
             self._flush_handle = self._loop.call_soon(self._flush)
         return result
 
@@ -723,8 +737,8 @@ class Node:
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
             kind = type(event)
-            if kind is PacketReceived:
-                self._emit("message", event.peer_id, event.packet)
+            if kind is PacketsReceived:
+                self._deliver(event.peer_id, event.packets)
             elif kind is PeerConnected:
                 logger.info("node %s: connected to %s", self._id, event.peer_id)
                 for waiter in self._peer_waiters.pop(event.peer_id, ()):

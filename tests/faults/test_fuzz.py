@@ -18,13 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transport import HandshakeError, ProtocolError
-from transport._core import (
-    ConnectionState,
-    CoreConfig,
+from transport import FrameTooLarge, HandshakeError, ProtocolError
+from transport._connection import ConnectionState
+from transport._core import CoreConfig, NodeCore
+from transport._events import (
     DialOutcome,
-    NodeCore,
-    PacketReceived,
+    PacketsReceived,
     PeerConnected,
     PeerDisconnected,
     RedialNeeded,
@@ -111,16 +110,14 @@ def frames(body_list: list[Any]) -> bytes:
 
 @FUZZ
 @given(data=st.binary(max_size=2048), cuts=st.lists(st.integers(min_value=0), max_size=12))
-def test_the_decoder_raises_only_protocol_errors_and_holds_at_most_one_frame(
+def test_the_decoder_never_raises_reports_protocol_errors_and_holds_at_most_one_frame(
     data: bytes, cuts: list[int]
 ) -> None:
     decoder = FrameDecoder(MAX_FRAME)
-    try:
-        for chunk in split(data, cuts):
-            decoder.feed(chunk)
-            assert decoder.buffered <= MAX_FRAME + HEADER_SIZE
-    except ProtocolError:
-        pass  # FrameTooLarge is a ProtocolError
+    for chunk in split(data, cuts):
+        decoder.feed(chunk)  # must never raise: errors are reported in decoder.error
+        assert decoder.buffered <= MAX_FRAME + HEADER_SIZE
+        assert decoder.error is None or isinstance(decoder.error, ProtocolError)
 
 
 @FUZZ
@@ -140,23 +137,19 @@ def test_valid_frames_decode_in_order_whatever_follows_them(
     assert decoded == [roundtrip(body) for body in good]
     assert decoder.buffered == 0
     small = FrameDecoder(MAX_FRAME)
-    try:
-        for chunk in split(garbage, cuts):
-            small.feed(chunk)
-            assert small.buffered <= MAX_FRAME + HEADER_SIZE
-    except ProtocolError:
-        pass
+    for chunk in split(garbage, cuts):
+        small.feed(chunk)
+        assert small.buffered <= MAX_FRAME + HEADER_SIZE
+        assert small.error is None or isinstance(small.error, ProtocolError)
 
 
 @given(length=st.integers(min_value=MAX_FRAME + 1, max_value=2**32 - 1))
 def test_an_oversized_prefix_is_refused_before_any_body_byte(length: int) -> None:
     decoder = FrameDecoder(MAX_FRAME)
-    try:
-        decoder.feed(length.to_bytes(4, "big"))
-    except ProtocolError as exc:
-        assert "max_frame_size" in str(exc)
-    else:
-        raise AssertionError("an oversized length prefix was accepted")
+    assert decoder.feed(length.to_bytes(4, "big")) == []
+    assert isinstance(decoder.error, FrameTooLarge), "an oversized length prefix was accepted"
+    assert "max_frame_size" in str(decoder.error)
+    assert decoder.buffered == 0
 
 
 # -- handshake state machine --------------------------------------------------------------------
@@ -195,7 +188,7 @@ def test_the_handshake_raises_only_handshake_errors_and_they_are_sticky(
 
 # -- NodeCore.receive_data ------------------------------------------------------------------------
 
-EVENT_TYPES = (PeerConnected, PeerDisconnected, PacketReceived, RedialNeeded, DialOutcome)
+EVENT_TYPES = (PeerConnected, PeerDisconnected, PacketsReceived, RedialNeeded, DialOutcome)
 CONFIG = CoreConfig(max_frame_size=MAX_FRAME, heartbeat_interval=1.0, heartbeat_timeout=3.0)
 
 
@@ -258,7 +251,7 @@ def test_a_listener_core_survives_any_input_and_delivers_nothing_unauthenticated
     assert all(isinstance(event, EVENT_TYPES) for event in events)
     if cookie is not None:
         # No valid proof can be in random input: nothing connected, nothing delivered.
-        assert not any(isinstance(e, (PeerConnected, PacketReceived)) for e in events)
+        assert not any(isinstance(e, (PeerConnected, PacketsReceived)) for e in events)
         assert core.peers == []
     assert conn.state in (ConnectionState.CLOSED, ConnectionState.UP, ConnectionState.AWAIT_CLAIM)
     if conn.state is not ConnectionState.UP:
@@ -300,15 +293,16 @@ def test_an_up_connection_delivers_data_frames_and_drops_the_peer_on_anything_ma
     for chunk in split(wire, cuts):
         b.receive_data(b_conn, chunk, 1.0)  # must never raise
         events.extend(b.take_events())
-    delivered = [event.packet for event in events if isinstance(event, PacketReceived)]
-    # The data frames before the first frame that ends the connection, in order.
+    delivered = [
+        packet for event in events if isinstance(event, PacketsReceived) for packet in event.packets
+    ]
+    # Every data frame before the first frame that ends the connection, in order; an
+    # oversized frame ends it too, but the frames read before it are still delivered.
     expected: list[Any] = []
-    # An oversized frame anywhere makes the decoder raise for its whole read: frames before it
-    # in that read are dropped with the connection, so only a prefix is delivered.
-    oversized = any(len(encode_frame(body)) - HEADER_SIZE > MAX_FRAME for body in sequence)
-    ended = oversized
+    ended = False
     for body in map(roundtrip, sequence):
         if len(encode_frame(body)) - HEADER_SIZE > MAX_FRAME:
+            ended = True
             break
         if type(body) is list and len(body) == 2 and body[0] == 0:
             expected.append(body[1])
@@ -319,10 +313,7 @@ def test_an_up_connection_delivers_data_frames_and_drops_the_peer_on_anything_ma
         else:
             ended = True
             break
-    if oversized:
-        assert delivered == expected[: len(delivered)]
-    else:
-        assert delivered == expected
+    assert delivered == expected
     disconnects = [event for event in events if isinstance(event, PeerDisconnected)]
     if ended:
         assert b_conn.state is ConnectionState.CLOSED

@@ -90,15 +90,18 @@ def test_floats_round_trip_bit_for_bit() -> None:
 
 
 @pytest.mark.parametrize("chunks", [[4], [1, 3], [2, 2], [1, 1, 1, 1]])
-def test_frame_too_large_is_raised_from_the_length_prefix_alone(chunks: list[int]) -> None:
+def test_frame_too_large_is_reported_from_the_length_prefix_alone(chunks: list[int]) -> None:
     header = struct.pack(">I", 1025)
     decoder = FrameDecoder(max_frame_size=1024)
     offset = 0
     for size in chunks[:-1]:
         assert decoder.feed(header[offset : offset + size]) == []
+        assert decoder.error is None
         offset += size
-    with pytest.raises(FrameTooLarge, match=r"1025 bytes exceeds max_frame_size=1024"):
-        decoder.feed(header[offset:])
+    assert decoder.feed(header[offset:]) == []
+    assert isinstance(decoder.error, FrameTooLarge)
+    assert "1025 bytes exceeds max_frame_size=1024" in str(decoder.error)
+    assert decoder.buffered == 0
 
 
 def test_a_frame_of_exactly_max_frame_size_is_accepted() -> None:
@@ -108,10 +111,13 @@ def test_a_frame_of_exactly_max_frame_size_is_accepted() -> None:
     assert FrameDecoder(max_frame_size=1024).feed(frame) == [body]
 
 
-def test_the_maximum_applies_to_a_frame_after_good_ones() -> None:
+def test_the_maximum_applies_to_a_frame_after_good_ones_which_are_still_returned() -> None:
     decoder = FrameDecoder(max_frame_size=1024)
-    with pytest.raises(FrameTooLarge):
-        decoder.feed(encode_frame("ok") + struct.pack(">I", 2**32 - 1))
+    assert decoder.feed(encode_frame("ok") + struct.pack(">I", 2**32 - 1)) == ["ok"]
+    assert isinstance(decoder.error, FrameTooLarge)
+    # Errors are sticky: nothing more is decoded or buffered.
+    assert decoder.feed(encode_frame("later")) == []
+    assert decoder.buffered == 0
 
 
 @pytest.mark.parametrize(
@@ -125,10 +131,12 @@ def test_the_maximum_applies_to_a_frame_after_good_ones() -> None:
         pytest.param(b"\x01\x02", id="trailing-bytes"),
     ],
 )
-def test_malformed_msgpack_raises_protocol_error(payload: bytes) -> None:
+def test_malformed_msgpack_is_a_protocol_error_after_the_good_frames(payload: bytes) -> None:
     decoder = FrameDecoder(max_frame_size=4096)
-    with pytest.raises(ProtocolError, match="malformed msgpack"):
-        decoder.feed(struct.pack(">I", len(payload)) + payload)
+    wire = encode_frame("before") + struct.pack(">I", len(payload)) + payload
+    assert decoder.feed(wire + encode_frame("after")) == ["before"]
+    assert isinstance(decoder.error, ProtocolError)
+    assert "malformed msgpack" in str(decoder.error)
 
 
 def test_unserializable_packet_raises_encoding_error() -> None:

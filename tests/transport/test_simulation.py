@@ -26,13 +26,11 @@ from hypothesis.stateful import (
     rule,
 )
 
-from transport._core import (
-    Connection,
-    ConnectionState,
-    CoreConfig,
+from transport._connection import Connection, ConnectionState
+from transport._core import CoreConfig, NodeCore
+from transport._events import (
     DialOutcome,
-    NodeCore,
-    PacketReceived,
+    PacketsReceived,
     PeerConnected,
     PeerDisconnected,
     RedialNeeded,
@@ -130,13 +128,14 @@ class MeshSimulation(RuleBasedStateMachine):
             assert event.reason in ("closed", "lost", "restarted")
             node.connected.discard(event.peer_id)
             self._check_really_gone(node_id, self._up_before.get(event.peer_id), event.reason)
-        elif isinstance(event, PacketReceived):
+        elif isinstance(event, PacketsReceived):
             assert event.peer_id in node.connected, f"{node_id}: packet before connect"
-            sender, generation, seq = event.packet
-            assert sender == event.peer_id, "packet delivered under the wrong peer id"
-            key = (sender, generation)
-            assert seq > node.last_seq.get(key, 0), f"{node_id}: reordered or duplicated"
-            node.last_seq[key] = seq
+            assert event.packets, "an empty batch"
+            for sender, generation, seq in event.packets:
+                assert sender == event.peer_id, "packet delivered under the wrong peer id"
+                key = (sender, generation)
+                assert seq > node.last_seq.get(key, 0), f"{node_id}: reordered or duplicated"
+                node.last_seq[key] = seq
         elif isinstance(event, RedialNeeded):
             self.redials.add((node_id, event.peer_id))
         elif isinstance(event, DialOutcome) and event.error is None and event.peer_id:

@@ -1,0 +1,62 @@
+"""Sans-I/O events: what a :class:`transport._core.NodeCore` tells its caller happened."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import TransportError
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+__all__ = [
+    "DialOutcome",
+    "Event",
+    "PacketsReceived",
+    "PeerConnected",
+    "PeerDisconnected",
+    "RedialNeeded",
+]
+
+
+class PeerConnected(NamedTuple):
+    """A peer's connection is up (fires once per connection, on both sides)."""
+
+    peer_id: str
+    uri: str | None
+
+
+class PeerDisconnected(NamedTuple):
+    """A connection that was up ended; ``reason`` is closed, lost or restarted."""
+
+    peer_id: str
+    reason: str
+
+
+class PacketsReceived(NamedTuple):
+    """Data packets from an up connection, in arrival order (one event per read)."""
+
+    peer_id: str
+    packets: list[Any]
+
+
+class RedialNeeded(NamedTuple):
+    """A kept peer has no connection; the shell should dial ``uri`` with backoff."""
+
+    peer_id: str
+    uri: str
+
+
+class DialOutcome(NamedTuple):
+    """A dialed connection reached its end state.
+
+    ``peer_id`` is known when the handshake got that far; ``error`` is None on success and on
+    ``duplicate`` (another connection to the same peer survived: wait for it to be up).
+    """
+
+    connection: Connection
+    peer_id: str | None
+    error: TransportError | None
+
+
+Event = PeerConnected | PeerDisconnected | PacketsReceived | RedialNeeded | DialOutcome
