@@ -37,6 +37,7 @@ from actors._system import (
     SystemEvent,
     SystemStats,
 )
+from actors._tuning import tune_gc
 from actors.errors import (
     ActorError,
     ActorNotFoundError,
@@ -87,6 +88,7 @@ __all__ = [
     "handler",
     "message_class",
     "message_tag",
+    "tune_gc",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from actors._actor import Actor, ActorRef
 from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Envelope, Supervision, current_actor
+from actors._message import _REGISTRY as _message_classes
 from actors._message import Message, encode_message, message_class
 from actors.errors import (
     ActorNotFoundError,
@@ -49,6 +50,9 @@ from transport import EncodingError, Node, TransportError
 __all__ = ["ActorSystem", "DeadLetter", "EnvelopeKind", "NodeDown", "NodeUp", "SystemStats"]
 
 logger = logging.getLogger(__name__)
+
+# Builds an Envelope at C speed (a NamedTuple's own __new__ is a Python function).
+_new_envelope = tuple.__new__
 
 
 class EnvelopeKind(enum.IntEnum):
@@ -706,6 +710,26 @@ class ActorSystem:
     def _on_packet(self, peer_id: str, packet: Any) -> None:
         if self._closing:
             return
+        # The hot path: a well-formed tell to a local actor with a known tag. Anything else
+        # (or any doubt) takes the general path below, which explains what went wrong.
+        if type(packet) is list and len(packet) == 7 and packet[0] == _TELL:
+            try:
+                cell = self._actors.get(packet[1])
+                cls = _message_classes.get(packet[2])
+            except TypeError:  # an unhashable target or tag
+                cell = cls = None
+            if cell is not None and cls is not None:
+                try:
+                    message = cls.__pydantic_validator__.validate_python(packet[3])
+                except ValidationError:
+                    pass
+                else:
+                    sender_name = packet[5]
+                    if type(sender_name) is not str:
+                        sender_name = None
+                    if not cell.run_now(message, peer_id, sender_name):
+                        cell.put(_new_envelope(Envelope, (message, peer_id, sender_name, None, 0)))
+                    return
         try:
             kind, target, tag, payload, _, sender_name, correlation_id = packet
         except (TypeError, ValueError):
