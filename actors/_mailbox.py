@@ -99,13 +99,14 @@ class ActorCell:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def run_now(self, message: Message, sender_node: str | None, sender_name: str | None) -> bool:
-        """Handle a tell at once, in the caller's stack, when that keeps the actor's guarantees.
+    def run_now(self, envelope: Envelope) -> bool:
+        """Handle a message at once, in the caller's stack, when that keeps the guarantees.
 
         That is when the actor is idle (its task waits for mail, nothing is queued, it is not
         stopping) and the handler is synchronous: the message would be the next one handled
         anyway, and nothing else runs meanwhile. The network receive path uses this so that a
-        message is handled while its objects are young, instead of waiting in a deque.
+        message is handled while its objects are young, instead of waiting in a deque, and an
+        ask is answered in the same event-loop turn.
 
         Returns:
             False when nothing was done and the message must go to the mailbox.
@@ -113,24 +114,28 @@ class ActorCell:
         if self._waiter is None or self._queue or self._stopping or self._running_inline:
             return False
         instance = self.instance
+        message = envelope.message
         entry = type(instance)._handler_for(type(message))
         if entry is None or entry.is_async:
             return False
         context = self.context
-        context._sender_node = sender_node
-        context._sender_name = sender_name
+        context._sender_node = envelope.sender_node
+        context._sender_name = envelope.sender_name
         self._running_inline = True
         token = current_actor.set(self._identity)
         try:
-            entry.function(instance, message)
+            result = entry.function(instance, message)
         except Exception as exc:
-            envelope = Envelope(message, sender_node, sender_name, None, 0)
+            # Supervision may await hooks: the mailbox task applies it before the next message.
             self._failure = (entry, envelope, exc)
             self._wake()
+            return True
         finally:
             current_actor.reset(token)
             context._sender_node = context._sender_name = None
             self._running_inline = False
+        if envelope.reply_node is not None:
+            self._answer(entry, envelope, result)
         return True
 
     def _wake(self) -> None:
@@ -246,23 +251,29 @@ class ActorCell:
             context._sender_node = None
             context._sender_name = None
         if envelope.reply_node is not None:
-            if result is None or isinstance(result, Message):
-                system._reply(envelope.reply_node, envelope.correlation_id, result)
-            else:
-                logger.error(
-                    "actor %s/%s: %s() returned %s; a reply must be a Message or None",
-                    system.id,
-                    self.name,
-                    entry.name,
-                    type(result).__qualname__,
-                )
-                system._reply_error(
-                    envelope.reply_node,
-                    envelope.correlation_id,
-                    "TypeError",
-                    f"{entry.name}() returned {type(result).__qualname__}; "
-                    "a reply must be a Message or None",
-                )
+            self._answer(entry, envelope, result)
+
+    def _answer(self, entry: _Handler, envelope: Envelope, result: Any) -> None:
+        """Send an ask's reply: the handler's return value, which must be a Message or None."""
+        system = self.system
+        assert envelope.reply_node is not None
+        if result is None or isinstance(result, Message):
+            system._reply(envelope.reply_node, envelope.correlation_id, result)
+            return
+        logger.error(
+            "actor %s/%s: %s() returned %s; a reply must be a Message or None",
+            system.id,
+            self.name,
+            entry.name,
+            type(result).__qualname__,
+        )
+        system._reply_error(
+            envelope.reply_node,
+            envelope.correlation_id,
+            "TypeError",
+            f"{entry.name}() returned {type(result).__qualname__}; "
+            "a reply must be a Message or None",
+        )
 
     async def _failed(self, entry: _Handler, envelope: Envelope, exc: Exception) -> None:
         """A handler raised: log it, answer an ask with the error, apply supervision."""

@@ -727,8 +727,9 @@ class ActorSystem:
                     sender_name = packet[5]
                     if type(sender_name) is not str:
                         sender_name = None
-                    if not cell.run_now(message, peer_id, sender_name):
-                        cell.put(_new_envelope(Envelope, (message, peer_id, sender_name, None, 0)))
+                    envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
+                    if not cell.run_now(envelope):
+                        cell.put(envelope)
                     return
         try:
             kind, target, tag, payload, _, sender_name, correlation_id = packet
@@ -783,7 +784,9 @@ class ActorSystem:
                 )
                 return
             sender = sender_name if type(sender_name) is str else None
-            cell.put(Envelope(message, peer_id, sender, reply_node, correlation_id or 0))
+            envelope = Envelope(message, peer_id, sender, reply_node, correlation_id or 0)
+            if not cell.run_now(envelope):
+                cell.put(envelope)
         elif kind in (_REPLY, _ERROR):
             pending = self._pending.get(correlation_id) if type(correlation_id) is int else None
             if pending is None or pending.node_id != peer_id or pending.future.done():

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from actor_helpers import wait_until, within
 from conftest import Route
 
-from actors import Actor, Message, handler
+from actors import Actor, Message, RemoteError, handler
 
 
 class Step(Message, tag="test.order.Step"):
@@ -96,3 +97,22 @@ async def test_resume_after_a_raising_sync_tell_keeps_the_instance(route: Route)
     assert actor.mine == [0, 1, 2, 3]
     assert await within(route.sender.ask(route.node_id, "mixed", Step(seq=4))) is None
     assert actor.mine == [0, 1, 2, 3, 4]
+
+
+async def test_an_ask_to_a_raising_sync_handler_fails_and_supervision_restarts(
+    route: Route,
+) -> None:
+    log: list[tuple[int, int]] = []
+    changed = asyncio.Event()
+    instances: list[Mixed] = []
+
+    def factory() -> Mixed:
+        instances.append(Mixed(log, changed))
+        return instances[-1]
+
+    route.host.spawn("mixed", factory, supervision="restart")
+    with pytest.raises(RemoteError, match="crash at 1") as caught:
+        await within(route.sender.ask(route.node_id, "mixed", Crash(seq=1)))
+    assert caught.value.type_name == "RuntimeError"
+    assert await within(route.sender.ask(route.node_id, "mixed", Step(seq=2))) is None
+    assert [instance.mine for instance in instances] == [[1], [2]]
