@@ -710,9 +710,13 @@ class ActorSystem:
     def _on_packet(self, peer_id: str, packet: Any) -> None:
         if self._closing:
             return
-        # The hot path: a well-formed tell to a local actor with a known tag. Anything else
+        # The hot path: a well-formed tell or ask to a local actor with a known tag. Anything else
         # (or any doubt) takes the general path below, which explains what went wrong.
-        if type(packet) is list and len(packet) == 7 and packet[0] == _TELL:
+        if (
+            type(packet) is list
+            and len(packet) == 7
+            and (packet[0] == _TELL or (packet[0] == _ASK and type(packet[6]) is int))
+        ):
             try:
                 cell = self._actors.get(packet[1])
                 cls = _message_classes.get(packet[2])
@@ -727,7 +731,12 @@ class ActorSystem:
                     sender_name = packet[5]
                     if type(sender_name) is not str:
                         sender_name = None
-                    envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
+                    if packet[0] == _TELL:
+                        envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
+                    else:
+                        envelope = _new_envelope(
+                            Envelope, (message, peer_id, sender_name, peer_id, packet[6])
+                        )
                     if not cell.run_now(envelope):
                         cell.put(envelope)
                     return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from actors import Actor, ActorSystem, DeadLetter, Message, handler
@@ -123,3 +124,34 @@ class DeadLetterLog:
     async def wait_for(self, count: int) -> list[DeadLetter]:
         await wait_until(lambda: len(self.letters) >= count, self.changed)
         return self.letters
+
+
+# --- systems and routes (used by conftest.py fixtures and by tests) ---------------------
+
+SystemFactory = Callable[[str], Awaitable[ActorSystem]]
+
+
+async def connect(a: ActorSystem, b: ActorSystem) -> None:
+    """Connect a to b and wait until each lists the other as a peer."""
+    b_saw_a = asyncio.Event()
+    b.on("node_up", lambda node_id, uri: b_saw_a.set() if node_id == a.id else None)
+    uri = b.info()
+    assert uri is not None
+    assert await asyncio.wait_for(a.connect(uri), 10) == b.id
+    assert b.id in a.peers
+    if a.id not in b.peers:
+        await asyncio.wait_for(b_saw_a.wait(), 10)
+    assert a.id in b.peers
+
+
+@dataclass
+class Route:
+    """Where a behaviour test sends from, and where its target actor lives."""
+
+    kind: str
+    sender: ActorSystem
+    host: ActorSystem
+
+    @property
+    def node_id(self) -> str:
+        return self.host.id

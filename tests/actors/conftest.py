@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import pytest
+from actor_helpers import Route, SystemFactory, connect
 
 from actors import ActorSystem
-
-SystemFactory = Callable[[str], Awaitable[ActorSystem]]
 
 
 @pytest.fixture
@@ -27,32 +24,6 @@ async def make_system() -> AsyncIterator[SystemFactory]:
     yield make
     for system in reversed(systems):
         await system.close()
-
-
-async def connect(a: ActorSystem, b: ActorSystem) -> None:
-    """Connect a to b and wait until each lists the other as a peer."""
-    b_saw_a = asyncio.Event()
-    b.on("node_up", lambda node_id, uri: b_saw_a.set() if node_id == a.id else None)
-    uri = b.info()
-    assert uri is not None
-    assert await asyncio.wait_for(a.connect(uri), 10) == b.id
-    assert b.id in a.peers
-    if a.id not in b.peers:
-        await asyncio.wait_for(b_saw_a.wait(), 10)
-    assert a.id in b.peers
-
-
-@dataclass
-class Route:
-    """Where a behaviour test sends from, and where its target actor lives."""
-
-    kind: str
-    sender: ActorSystem
-    host: ActorSystem
-
-    @property
-    def node_id(self) -> str:
-        return self.host.id
 
 
 @pytest.fixture(params=["local", "remote"])

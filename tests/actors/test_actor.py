@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from actor_helpers import Ping, Pong, SpecialPing, Unhandled, within
-from conftest import SystemFactory
+from actor_helpers import Ping, Pong, SpecialPing, SystemFactory, Unhandled, within
 
 from actors import (
     Actor,

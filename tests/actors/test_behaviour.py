@@ -18,13 +18,13 @@ from actor_helpers import (
     Ping,
     Pong,
     Recorder,
+    Route,
     SpecialPing,
     State,
     Unhandled,
     wait_until,
     within,
 )
-from conftest import Route
 
 from actors import (
     Actor,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from actor_helpers import wait_until, within
-from conftest import Route
+from actor_helpers import Route, wait_until, within
 
 from actors import Actor, Message, RemoteError, handler
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from actor_helpers import within
-from conftest import SystemFactory, connect
+from actor_helpers import SystemFactory, connect, within
 from pydantic import BaseModel, ValidationError
 
 from actors import (

@@ -15,10 +15,11 @@ from actor_helpers import (
     Pong,
     Recorder,
     State,
+    SystemFactory,
+    connect,
     wait_until,
     within,
 )
-from conftest import SystemFactory, connect
 
 import actors._system
 import transport
