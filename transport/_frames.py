@@ -7,6 +7,7 @@ so a hostile prefix cannot make the node allocate more than one frame's worth of
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -68,10 +69,11 @@ def encode_data(packet: Any) -> bytes:
 class FrameDecoder:
     """Incremental decoder: feed bytes, get decoded msgpack bodies back.
 
-    Each length prefix is checked before its body is buffered. Bodies are decoded by one
-    reused ``msgpack.Unpacker``, which must end exactly at each frame's end, so a frame holds
-    exactly one msgpack value; every container or string inside it is bounded by
-    ``max_frame_size``.
+    Each length prefix is checked before its body is buffered. Complete bodies are decoded by
+    a ``msgpack.Unpacker`` that must end exactly at each frame's end, so a frame holds exactly
+    one msgpack value; every container or string inside it is bounded by ``max_frame_size``.
+    The unpacker (about 40 KiB with its parse stack) is shared by every decoder of the thread:
+    each :meth:`feed` leaves it empty, so an idle connection only costs its partial frame.
 
     Errors are sticky: :meth:`feed` returns the frames decoded before the first bad one and
     sets :attr:`error`; the decoder then ignores further bytes.
@@ -80,23 +82,11 @@ class FrameDecoder:
         max_frame_size: the largest body accepted, in bytes.
     """
 
-    __slots__ = ("_buffer", "_consumed", "_max_frame_size", "_unpacker", "error")
+    __slots__ = ("_buffer", "_max_frame_size", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._buffer = bytearray()
         self._max_frame_size = max_frame_size
-        self._consumed = 0
-        self._unpacker = msgpack.Unpacker(
-            raw=False,
-            strict_map_key=True,
-            # The unpacker holds one batch of complete frames: at most a batch plus one frame.
-            max_buffer_size=max_frame_size + _UNPACK_BATCH,
-            max_str_len=max_frame_size,
-            max_bin_len=max_frame_size,
-            max_array_len=max_frame_size,
-            max_map_len=max_frame_size // 2,
-            max_ext_len=max_frame_size,
-        )
         self.error: ProtocolError | None = None
 
     @property
@@ -118,11 +108,11 @@ class FrameDecoder:
         size = len(buffer)
         offset = 0
         limit = self._max_frame_size
-        feed_unpacker = self._unpacker.feed
+        unpacker = _unpacker_for(limit)
+        feed_unpacker = unpacker.feed
         bodies: list[Any] = []
         ends: list[int] = []
-        consumed = self._consumed
-        batch_start = consumed
+        consumed = batch_start = unpacker.tell()
         view = memoryview(buffer)
         try:
             while size - offset >= HEADER_SIZE:
@@ -137,27 +127,31 @@ class FrameDecoder:
                     break
                 if consumed - batch_start + length > _UNPACK_BATCH and ends:
                     # Keep the unpacker's buffer bounded however large the read was.
-                    bodies += self._unpack(ends)
+                    bodies += self._unpack(unpacker, ends)
+                    ends = []
                     if self.error is not None:
                         break
-                    ends = []
                     batch_start = consumed
                 feed_unpacker(view[offset + HEADER_SIZE : end])
                 consumed += length
                 ends.append(consumed)
                 offset = end
+        except BaseException:
+            _discard_unpacker(limit)
+            raise
         finally:
             view.release()
         if offset:
             del buffer[:offset]
         if ends:
-            bodies += self._unpack(ends)
+            # Also after a too-large prefix: the frames before it are decoded, which leaves
+            # the shared unpacker empty.
+            bodies += self._unpack(unpacker, ends)
         if self.error is not None:
             buffer.clear()
         return bodies
 
-    def _unpack(self, ends: list[int]) -> list[Any]:
-        unpacker = self._unpacker
+    def _unpack(self, unpacker: Any, ends: list[int]) -> list[Any]:
         unpack = unpacker.unpack
         tell = unpacker.tell
         bodies: list[Any] = []
@@ -169,10 +163,40 @@ class FrameDecoder:
                     raise ValueError("a frame must hold exactly one msgpack value")
                 append(body)
         except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as exc:
+            # Bytes may be left in the shared unpacker: nobody else may use it.
+            _discard_unpacker(self._max_frame_size)
             if self.error is None:
                 self.error = ProtocolError(f"malformed msgpack frame: {exc}")
                 self.error.__cause__ = exc
-            return bodies
-        if ends:
-            self._consumed = ends[-1]
+        except BaseException:
+            _discard_unpacker(self._max_frame_size)
+            raise
         return bodies
+
+
+_local = threading.local()
+
+
+def _unpacker_for(max_frame_size: int) -> Any:
+    """This thread's shared unpacker for frames of at most ``max_frame_size`` bytes."""
+    unpackers: dict[int, Any] | None = getattr(_local, "unpackers", None)
+    if unpackers is None:
+        unpackers = _local.unpackers = {}
+    unpacker = unpackers.get(max_frame_size)
+    if unpacker is None:
+        unpacker = unpackers[max_frame_size] = msgpack.Unpacker(
+            raw=False,
+            strict_map_key=True,
+            # It holds one batch of complete frames: at most a batch plus one frame.
+            max_buffer_size=max_frame_size + _UNPACK_BATCH,
+            max_str_len=max_frame_size,
+            max_bin_len=max_frame_size,
+            max_array_len=max_frame_size,
+            max_map_len=max_frame_size // 2,
+            max_ext_len=max_frame_size,
+        )
+    return unpacker
+
+
+def _discard_unpacker(max_frame_size: int) -> None:
+    getattr(_local, "unpackers", {}).pop(max_frame_size, None)

@@ -679,8 +679,10 @@ class Node:
             for peer_id in peer:
                 if core.send(peer_id, frame):
                     result += 1
-        # Coalescing: everything sent during this event-loop turn goes out in one write.
         if self._flush_handle is None and core.dirty:
+            # The first send of an event-loop turn is written at once (latency); what follows
+            # in the same turn is coalesced into one write when the armed flush runs.
+            self._flush()
             self._flush_handle = self._loop.call_soon(self._flush)
         return result
 

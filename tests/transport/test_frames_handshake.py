@@ -429,3 +429,36 @@ def test_a_deeply_nested_body_is_a_protocol_error_not_a_recursion_error(body: st
     listener = Handshake(dialer=False, local=B, cookie=None, nonce=NONCE_B)
     with pytest.raises(HandshakeError):
         listener.receive(message)
+
+
+def test_a_malformed_frame_after_a_full_batch_keeps_the_frames_before_it() -> None:
+    big = [encode_frame(b"x" * 100_000) for _ in range(15)]  # more than one unpack batch
+    malformed = struct.pack(">I", 2) + b"\x01\x02"  # two values in one frame
+    decoder = FrameDecoder()
+    bodies = decoder.feed(b"".join(big) + malformed + encode_frame("after"))
+    assert bodies == [b"x" * 100_000] * 15
+    assert isinstance(decoder.error, ProtocolError)
+    # The decoders share an unpacker per thread: a failure leaves nothing behind for others.
+    assert FrameDecoder().feed(encode_frame("fresh")) == ["fresh"]
+
+
+@given(
+    first=st.lists(msgpack_values, max_size=6),
+    second=st.lists(msgpack_values, max_size=6),
+    cuts=st.lists(st.integers(0, 10_000), max_size=10),
+    order=st.lists(st.booleans(), max_size=30),
+)
+def test_interleaved_decoders_do_not_mix_their_frames(
+    first: list[Any], second: list[Any], cuts: list[int], order: list[bool]
+) -> None:
+    streams = [
+        split(b"".join(encode_frame(body) for body in bodies), cuts) for bodies in (first, second)
+    ]
+    decoders = [FrameDecoder(), FrameDecoder()]
+    decoded: list[list[Any]] = [[], []]
+    picks = iter(order)
+    while streams[0] or streams[1]:
+        which = 0 if not streams[1] else 1 if not streams[0] else int(next(picks, True))
+        decoded[which] += decoders[which].feed(streams[which].pop(0))
+    assert decoded == [first, second]
+    assert decoders[0].error is None and decoders[1].error is None
