@@ -110,6 +110,7 @@ class NodeCore:
     ) -> None:
         self.local = local
         self.config = config
+        self._high_water = config.high_water
         self._cookie = cookie
         self._nonce_factory = nonce_factory
         self._next_handle = 0
@@ -177,6 +178,7 @@ class NodeCore:
         data = conn.outbox[0] if len(conn.outbox) == 1 else b"".join(conn.outbox)
         conn.outbox = []
         conn.outbox_bytes = 0
+        conn.sent = True  # for the heartbeat: this connection was not silent
         return data
 
     def _write(self, conn: Connection, frame: bytes) -> None:
@@ -313,11 +315,10 @@ class NodeCore:
         """Hand an encoded data frame to ``peer_id``'s connection or reconnect queue."""
         conn = self.up.get(peer_id)
         if conn is not None:
-            if conn.paused or conn.outbox_bytes > self.config.high_water:
+            if conn.paused or conn.outbox_bytes > self._high_water:
                 return False
             conn.outbox.append(frame)
             conn.outbox_bytes += len(frame)
-            conn.sent = True
             if not conn.dirty:
                 conn.dirty = True
                 self.dirty.append(conn)
