@@ -45,14 +45,11 @@ class Recorder:
                 await self._changed.wait()
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Poll a condition until it holds or time runs out.
-
-    Only for state no event announces (a duplicate socket finishing its close).
-    """
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - no event marks a socket's close
-            await asyncio.sleep(0.005)
+async def extra_sockets_closed(*nodes: Node, timeout: float = DEADLINE) -> None:
+    """Wait until every socket of these nodes that carries no up connection has closed."""
+    live = {conn.transport for node in nodes for conn in node._core.up.values()}
+    closing = [link.lost for node in nodes for link in node._links if link not in live]
+    await asyncio.wait_for(asyncio.gather(*closing), timeout)
 
 
 @asynccontextmanager
@@ -238,7 +235,8 @@ async def test_simultaneous_connect_leaves_one_connection_200_times() -> None:
             assert got == [b.id, a.id]
             assert a.peers == [b.id] and b.peers == [a.id]
             # Both sides settled: one live connection each way, one connect event each.
-            await wait_until(lambda a=a, b=b: len(a._links) == 1 and len(b._links) == 1)
+            await extra_sockets_closed(a, b)
+            assert len(a._links) == 1 and len(b._links) == 1
             # Two sockets were really opened (one each way) and one was closed as a duplicate.
             assert a._core._next_handle == 2 and b._core._next_handle == 2
             assert rec_a.events == [("connect", b.id)]
@@ -253,7 +251,8 @@ async def test_a_second_connect_to_a_connected_peer_returns_its_id() -> None:
         rec_b = Recorder(b)
         assert await a.connect(b.info() or "") == "b"
         assert await a.connect(b.info() or "") == "b"
-        await wait_until(lambda: len(a._links) == 1)
+        await extra_sockets_closed(a, b)
+        assert len(a._links) == 1
         assert rec_b.events == [("connect", "a")]
 
 
