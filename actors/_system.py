@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from itertools import count
+from ssl import SSLContext
 from typing import Any, Literal, overload
 
 from pydantic import ValidationError
@@ -169,7 +170,8 @@ class ActorSystem:
         host: The address to listen on.
         port: The port to listen on; 0 picks a free one (see `info`).
         cookie: Shared secret that peers must prove to connect; None leaves the mesh open.
-        ssl: An `ssl.SSLContext` for TLS, or None.
+        ssl: An `ssl.SSLContext` for TLS (listening, and dialing unless ``dial_ssl=`` is
+            passed among the node options), or None.
         stop_timeout: Seconds `close` waits for each actor to finish its current message
             before cancelling it.
         **node_options: Passed to `transport.Node` (heartbeat_interval, heartbeat_timeout,
@@ -183,7 +185,7 @@ class ActorSystem:
         host: str = "127.0.0.1",
         port: int = 0,
         cookie: bytes | str | None = None,
-        ssl: Any = None,
+        ssl: SSLContext | None = None,
         stop_timeout: float = 5.0,
         **node_options: Any,
     ) -> None:
