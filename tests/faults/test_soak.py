@@ -126,6 +126,7 @@ async def inject_faults(proxy: FaultProxy, rng: random.Random, until: float) -> 
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_SECONDS + 90)  # the run itself, then reconnect and the fence
 async def test_soak_every_packet_is_delivered_in_order_or_accounted_for(
     proxies: Proxies,
 ) -> None:
