@@ -228,7 +228,7 @@ class NodeCore:
             self._write_body(conn, body)
         return conn
 
-    def receive_data(self, conn: Connection, data: bytes, now: float) -> None:
+    def receive_data(self, conn: Connection, data: bytes | memoryview, now: float) -> None:
         """Feed bytes received on ``conn``.
 
         The complete frames before a malformed one are still handled, in order; then the

@@ -94,7 +94,7 @@ class FrameDecoder:
         """Bytes received but not yet decoded (a partial frame)."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Any]:
+    def feed(self, data: bytes | memoryview) -> list[Any]:
         """Add ``data`` and return every complete frame's decoded body, in order.
 
         On a length prefix above ``max_frame_size`` (:class:`FrameTooLarge`) or a body that is
