@@ -11,12 +11,12 @@ def tune_gc(young_threshold: int = 50_000, *, freeze: bool = True) -> tuple[int,
     """Make the cyclic garbage collector run less often, for throughput.
 
     Every message in flight allocates a few container objects (the decoded envelope, the
-    payload, the validated model, the mailbox entry). Under load thousands of them wait in
-    mailboxes at once, survive young collections and get promoted, so the default threshold
-    (700 allocations) makes the collector rescan them over and over; in the benchmarks this
-    halves the message rate. Raising the young-generation threshold trades a little peak
-    memory for that time; ``freeze`` also moves every object alive now (modules, classes,
-    long-lived state) out of the collector's sight, as ``gc.freeze()`` does.
+    payload, the validated model, the mailbox entry). When thousands of them wait at once (busy
+    actors, async handlers, deep mailboxes), they survive young collections and get promoted,
+    and the default threshold (700 allocations) makes the collector rescan them over and over.
+    Raising the young-generation threshold trades a little peak memory for that time;
+    ``freeze`` also moves every object alive now (modules, classes, long-lived state) out of
+    the collector's sight, as ``gc.freeze()`` does. The benchmarks page shows what it measured.
 
     This changes the whole process, so masterless never calls it by itself: call it once at
     start-up, after imports, if message throughput matters more than a few MiB of memory.
