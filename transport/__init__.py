@@ -16,7 +16,8 @@ Example:
 import logging
 
 from ._handshake import PROTOCOL_VERSION
-from ._node import EventName, Handler, Node, parse_uri
+from ._node import EventName, Handler, Node
+from ._uri import parse_uri
 from .errors import (
     AuthenticationError,
     ConfigurationError,

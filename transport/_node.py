@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import ipaddress
 import logging
 import os
 import random
 import secrets
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, cast, overload
-from urllib.parse import urlsplit
+from typing import Any, Literal, overload
 
 from . import _frames
 from ._connection import Connection
@@ -31,6 +29,8 @@ from ._events import (
 )
 from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._handshake import LocalIdentity
+from ._link import Link
+from ._uri import format_uri, is_loopback, parse_uri
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -41,7 +41,7 @@ from .errors import (
     TransportError,
 )
 
-__all__ = ["EventName", "Handler", "Node", "parse_uri"]
+__all__ = ["EventName", "Handler", "Node"]
 
 logger = logging.getLogger("transport")
 
@@ -51,178 +51,6 @@ Handler = Callable[..., Any]
 """An event handler: a function or coroutine function taking the event's arguments."""
 _EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message")
 _CLOSE_GRACE = 2.0
-# A large read is fed to the core in slices, each dispatched before the next is decoded: the
-# decoded objects die young instead of all living through garbage-collector passes.
-_SLICE = 16 * 1024
-
-
-def parse_uri(uri: str) -> tuple[str, int]:
-    """Split ``tcp://host:port`` (IPv6 as ``tcp://[::1]:port``) into host and port.
-
-    Raises:
-        ConfigurationError: the uri is not of that form.
-    """
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ConfigurationError(f"invalid uri {uri!r}: {exc}") from exc
-    if parts.scheme != "tcp" or not parts.hostname or port is None:
-        raise ConfigurationError(f"invalid uri {uri!r}: expected tcp://host:port")
-    return parts.hostname, port
-
-
-def _format_uri(host: str, port: int) -> str:
-    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _Link(asyncio.Protocol):
-    """One socket: feeds the core and reports back to the node."""
-
-    def __init__(self, node: Node, *, dialer: bool, uri: str | None = None) -> None:
-        self.node = node
-        self.dialer = dialer
-        self.uri = uri
-        self.conn: Connection | None = None
-        self.transport: asyncio.Transport | None = None
-        self.outcome: asyncio.Future[DialOutcome] = node._loop.create_future()
-        self.lost: asyncio.Future[None] = node._loop.create_future()
-        self.upgrade: asyncio.Task[None] | None = None
-        self.early: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A cast, not an isinstance check: uvloop's TCP transports implement the
-        # asyncio.Transport interface without subclassing it.
-        transport = cast(asyncio.Transport, transport)
-        node = self.node
-        self.transport = transport
-        node._links.add(self)
-        if node._ssl is not None and not self.dialer:
-            self._start_tls(transport)
-            return
-        self._open()
-
-    def _open(self) -> None:
-        node = self.node
-        assert self.transport is not None
-        self.transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
-        conn = node._core.open(dialer=self.dialer, now=node._loop.time(), uri=self.uri)
-        conn.transport = self
-        self.conn = conn
-        for data in self.early:
-            node._core.receive_data(conn, data, node._loop.time())
-        self.early.clear()
-        node._after_core(flush=True)
-
-    def _start_tls(self, transport: asyncio.Transport) -> None:
-        """Run the listener's TLS handshake under the node's own limits.
-
-        The server listens in plain TCP and upgrades here, so an incoming TLS handshake counts
-        against ``max_pending_handshakes``, is bounded by ``handshake_timeout`` and a failure
-        is logged as this node's warning.
-        """
-        node = self.node
-        if node._core.pending_handshakes + node._tls_pending >= node._max_pending_handshakes:
-            logger.warning(
-                "node %s: refusing a connection: %d handshakes already pending",
-                node._id,
-                node._max_pending_handshakes,
-            )
-            transport.abort()
-            return
-        transport.pause_reading()
-        node._tls_pending += 1
-        self.upgrade = node._loop.create_task(self._upgrade(transport))
-
-    async def _upgrade(self, transport: asyncio.Transport) -> None:
-        node = self.node
-        assert node._ssl is not None
-        try:
-            secure = await node._loop.start_tls(
-                transport,
-                self,
-                node._ssl,
-                server_side=True,
-                ssl_handshake_timeout=node._handshake_timeout,
-            )
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            peer = transport.get_extra_info("peername")
-            logger.warning(
-                "node %s: TLS handshake with %s failed: %s",
-                node._id,
-                peer,
-                str(exc) or type(exc).__name__,
-            )
-            transport.abort()
-            self._forget()
-            return
-        except asyncio.CancelledError:
-            transport.abort()
-            self._forget()
-            raise
-        finally:
-            node._tls_pending -= 1
-        if secure is None:
-            self._forget()
-            return
-        self.transport = secure
-        self._open()
-
-    def _forget(self) -> None:
-        self.node._links.discard(self)
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        node = self.node
-        conn = self.conn
-        if conn is None:
-            # TLS delivers the first records before start_tls() returns to _upgrade.
-            self.early.append(data)
-            return
-        core = node._core
-        now = node._loop.time()
-        if len(data) <= _SLICE:
-            core.receive_data(conn, data, now)
-        else:
-            view = memoryview(data)
-            for start in range(0, len(data), _SLICE):
-                core.receive_data(conn, view[start : start + _SLICE], now)
-                if core.events:
-                    node._dispatch(core.take_events())
-            view.release()
-        node._after_core(flush=True)
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        node = self.node
-        node._links.discard(self)
-        if self.conn is not None:
-            node._core.connection_lost(self.conn, node._loop.time())
-            node._wake_drain_waiters(self.conn)
-        node._after_core(flush=True)
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self.conn is not None:
-            self.node._core.set_paused(self.conn, True)
-
-    def resume_writing(self) -> None:
-        if self.conn is not None:
-            self.node._core.set_paused(self.conn, False)
-            self.node._wake_drain_waiters(self.conn)
 
 
 class Node:
@@ -286,7 +114,7 @@ class Node:
             cookie = cookie.encode()
         if cookie is not None and (not isinstance(cookie, bytes) or not cookie):
             raise ConfigurationError("cookie must be non-empty bytes or str")
-        if cookie is None and not insecure and not _is_loopback(host):
+        if cookie is None and not insecure and not is_loopback(host):
             raise ConfigurationError(
                 f"refusing to listen on non-loopback host {host!r} without a cookie: anyone who "
                 "can reach the port could join the mesh and send packets. Pass cookie=... "
@@ -332,7 +160,7 @@ class Node:
         self._core: NodeCore = NodeCore(
             LocalIdentity(node_id, 0, None), self._config, cookie, lambda: os.urandom(32)
         )
-        self._links: set[_Link] = set()
+        self._links: set[Link] = set()
         self._redialers: dict[str, asyncio.Task[None]] = {}
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         self._peer_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -440,15 +268,15 @@ class Node:
         self._state = "starting"
         self._loop = asyncio.get_running_loop()
         try:
-            # TLS is started per connection by _Link, under this node's limits.
+            # TLS is started per connection by Link, under this node's limits.
             self._server = await self._loop.create_server(
-                lambda: _Link(self, dialer=False), self._host, self._port
+                lambda: Link(self, dialer=False), self._host, self._port
             )
         except OSError as exc:
             self._state = "closed"
             raise ConnectError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
         port = self._server.sockets[0].getsockname()[1]
-        self._uri = self._advertise or _format_uri(self._host, port)
+        self._uri = self._advertise or format_uri(self._host, port)
         self._core.local = LocalIdentity(self._id, secrets.randbits(64), self._uri)
         self._closed = self._loop.create_future()
         self._ticker = self._loop.create_task(self._tick_forever())
@@ -544,12 +372,12 @@ class Node:
 
     async def _dial(self, uri: str, timeout: float) -> str:
         host, port = parse_uri(uri)
-        link: _Link | None = None
+        link: Link | None = None
         try:
             async with asyncio.timeout(timeout):
                 try:
                     _, protocol = await self._loop.create_connection(
-                        lambda: _Link(self, dialer=True, uri=uri),
+                        lambda: Link(self, dialer=True, uri=uri),
                         host,
                         port,
                         ssl=self._dial_ssl,
@@ -639,7 +467,7 @@ class Node:
             link = conn.transport
         self._core.disconnect(peer_id)
         self._after_core(flush=True)
-        if isinstance(link, _Link):
+        if isinstance(link, Link):
             await asyncio.wait([link.lost], timeout=_CLOSE_GRACE)
 
     def keep(self, peer_id: str, flag: bool = True) -> None:
@@ -737,7 +565,7 @@ class Node:
         for conn in core.take_dirty():
             link = conn.transport
             data = core.take_output(conn)
-            if not isinstance(link, _Link) or link.transport is None:
+            if not isinstance(link, Link) or link.transport is None:
                 continue
             transport = link.transport
             if data and not transport.is_closing():
@@ -769,7 +597,7 @@ class Node:
                 self._start_redial(event.peer_id, event.uri)
             elif kind is DialOutcome:
                 link = event.connection.transport
-                if isinstance(link, _Link) and not link.outcome.done():
+                if isinstance(link, Link) and not link.outcome.done():
                     link.outcome.set_result(event)
                 if event.error is not None and isinstance(event.error, HandshakeError):
                     logger.debug("node %s: dial failed: %s", self._id, event.error)
