@@ -125,6 +125,8 @@ def _seed_ready() -> str | None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         return "node/npm not found"
     if not os.path.isdir(os.path.join(HERE, "node_modules", "masterless")):
+        if os.environ.get("MASTERLESS_BENCH_INSTALL", "1") == "0":
+            return "not installed, and MASTERLESS_BENCH_INSTALL=0 forbids npm install"
         try:
             subprocess.run(
                 [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ def test_smoke_mode_prints_and_writes_the_table(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=75,
+        # No network installs from a test: the seed row is skipped unless already installed.
+        env={**os.environ, "MASTERLESS_BENCH_INSTALL": "0"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| section | measurement | figure | raw baseline | ratio | note |" in done.stdout
