@@ -11,14 +11,8 @@ received bytes with :meth:`NodeCore.receive_data`, and after every call
 The asyncio shell in :mod:`transport._node` does exactly that; the deterministic simulation
 in the tests does it with an in-memory network.
 
-Dedup rule (see docs/protocol.md): for each pair, the node whose id sorts lower is the
-*decider*. After authentication the other node (the *follower*) sends a ``claim`` carrying a
-per-node sequence number and the ids of its other live connections to the decider. The decider
-commits the first claimed connection; a later claim replaces the committed one only when the
-follower restarted (new incarnation) or when the claim is newer than the committed one and says
-the follower no longer holds it (the dialer's word is trusted, as in Erlang's ``alive``
-exchange). Anything else is rejected as ``duplicate``. The follower marks a connection up only
-when the decider's ``commit`` arrives, so ``connect`` fires once per side.
+Dedup: the decider's rule is :func:`transport._dedup.judge_claim`; the follower marks a
+connection up only when the decider's ``commit`` arrives, so ``connect`` fires once per side.
 """
 
 from __future__ import annotations
@@ -39,6 +33,7 @@ from ._connection import (
     Connection,
     ConnectionState,
 )
+from ._dedup import Claim, Committed, Verdict, judge_claim
 from ._events import (
     DialOutcome,
     Event,
@@ -509,23 +504,25 @@ class NodeCore:
         conn.claim_seq = seq
         conn.remote_keeps = keep
         old = self.up.get(peer.node_id)
+        committed = None
         if old is not None:
             assert old.peer is not None
-            if old.peer.incarnation != peer.incarnation:
+            committed = Committed(old.peer.incarnation, old.claim_seq, old.peer.connection_id)
+        verdict = judge_claim(committed, Claim(peer.incarnation, seq, alive))
+        if verdict is Verdict.DUPLICATE:
+            self._write_body(conn, reject_body(RejectCode.DUPLICATE, "a connection is already up"))
+            self._settle(conn, None)
+            conn.state = ConnectionState.CLOSED
+            conn.close_reason = "duplicate"
+            self._request_close(conn)
+            return
+        if old is not None:
+            assert old.peer is not None
+            if verdict is Verdict.REPLACE_RESTARTED:
                 self._retire(peer.node_id, old.peer.incarnation)
                 self._close(old, "restarted", send_goodbye=True, redial=False)
-            elif seq > old.claim_seq and old.peer.connection_id not in alive:
-                # The follower says it no longer holds the committed connection: trust it.
-                self._close(old, "lost", redial=False)
             else:
-                self._write_body(
-                    conn, reject_body(RejectCode.DUPLICATE, "a connection is already up")
-                )
-                self._settle(conn, None)
-                conn.state = ConnectionState.CLOSED
-                conn.close_reason = "duplicate"
-                self._request_close(conn)
-                return
+                self._close(old, "lost", redial=False)
         self._write_body(conn, {"op": "commit", "keep": self.is_kept(peer.node_id)})
         self._mark_up(conn)
 
