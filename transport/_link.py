@@ -46,7 +46,7 @@ class Link(asyncio.Protocol):
         node = self.node
         self.transport = transport
         node._links.add(self)
-        if node._ssl is not None and not self.dialer:
+        if node._link_upgrades_tls and not self.dialer:
             self._start_tls(transport)
             return
         self._open()

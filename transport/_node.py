@@ -53,6 +53,10 @@ _EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message")
 _CLOSE_GRACE = 2.0
 
 
+def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
+
+
 class Node:
     """One member of a masterless mesh: listens, dials, dedups, heartbeats, re-dials.
 
@@ -139,6 +143,7 @@ class Node:
         self._max_frame_bytes = max_frame_size + _frames.HEADER_SIZE
         self._max_pending_handshakes = max_pending_handshakes
         self._tls_pending = 0
+        self._link_upgrades_tls = False
         self._high_water = high_water
         self._low_water = low_water
         self._reconnect_initial = reconnect_initial
@@ -267,10 +272,19 @@ class Node:
             raise NodeStateError(f"node {self._id!r} was already started")
         self._state = "starting"
         self._loop = asyncio.get_running_loop()
+        # TLS is normally started per connection by Link, under this node's limits. uvloop
+        # starts reading a socket right after connection_made, before Link's start_tls could
+        # take over, so there the server runs the TLS handshake (bounded by handshake_timeout,
+        # but not counted in max_pending_handshakes).
+        self._link_upgrades_tls = self._ssl is not None and not _is_uvloop(self._loop)
+        server_ssl = self._ssl if self._ssl is not None and not self._link_upgrades_tls else None
         try:
-            # TLS is started per connection by Link, under this node's limits.
             self._server = await self._loop.create_server(
-                lambda: Link(self, dialer=False), self._host, self._port
+                lambda: Link(self, dialer=False),
+                self._host,
+                self._port,
+                ssl=server_ssl,
+                ssl_handshake_timeout=self._handshake_timeout if server_ssl else None,
             )
         except OSError as exc:
             self._state = "closed"
