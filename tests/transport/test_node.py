@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+from helpers import RecordingProxy
 
 import transport
 from transport import ConfigurationError, Node, NodeStateError
@@ -398,3 +399,29 @@ async def test_a_packet_above_max_frame_size_is_refused_at_the_sender() -> None:
         assert a.send(peer, b"x" * 100)
         await rec_b.wait_for(lambda: rec_b.messages == [("a", b"x" * 100)])
         assert a.peers == ["b"]
+
+
+async def test_an_advertised_uri_is_announced_and_used_to_redial() -> None:
+    # The proxy stands for the public address in front of b (a NAT, a published port).
+    async with RecordingProxy("tcp://127.0.0.1:9") as front:
+        b = Node("b", advertise=front.uri, reconnect_initial=0.05)
+        async with nodes("a", reconnect_initial=0.05) as (a,), b:
+            assert b.info() == front.uri
+            assert b._server is not None
+            front._target = ("127.0.0.1", b._server.sockets[0].getsockname()[1])
+            uris: list[str | None] = []
+            a.on("connect", lambda peer, uri: uris.append(uri))
+            rec_a = Recorder(a)
+            assert await b.connect(a.info() or "") == "a"  # b dials in: a learns b's uri
+            b.keep("a", False)
+            await rec_a.wait_for(lambda: ("connect", "b") in rec_a.events)
+            assert uris == [front.uri]
+            assert front.client_bytes == []  # nothing went through the front door yet
+            a.keep("b", True)
+            (link,) = list(a._links)
+            assert link.transport is not None
+            link.transport.abort()
+            await rec_a.wait_for(lambda: rec_a.events.count(("connect", "b")) == 2)
+            # a re-dialed b at the uri b advertised, not at the address b dialed from.
+            assert len(front.client_bytes) == 1
+            assert a.peers == ["b"]
