@@ -268,6 +268,10 @@ class NodeCore:
         conn.closing = True
         self.connections.pop(conn.handle, None)
 
+    def abort(self, conn: Connection, error: TransportError) -> None:
+        """Fail ``conn`` for a reason found outside the core (a TLS error); nothing is sent."""
+        self._fail(conn, error, send_reject=False)
+
     def tick(self, now: float) -> None:
         """Advance time: handshake deadlines, heartbeats, silent peers."""
         config = self.config

@@ -1,17 +1,22 @@
 """One socket of a node: an asyncio ``Protocol`` that feeds the core and reports back.
 
-A listener with TLS accepts plain TCP and upgrades here, so the TLS handshake counts against
-the node's ``max_pending_handshakes`` and ``handshake_timeout`` like the rest of the handshake.
+With TLS, the link runs a sans-I/O :class:`transport._tls.TlsSession` over the plain socket, so
+the TLS handshake is part of the node's handshake: bounded by ``handshake_timeout``, counted
+against ``max_pending_handshakes``, failures logged as the node's warnings, the same on asyncio
+and on uvloop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import TYPE_CHECKING, cast
 
 from ._connection import Connection
 from ._events import DialOutcome
+from ._tls import TlsSession
+from .errors import AuthenticationError, HandshakeError, TransportError
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -28,16 +33,18 @@ _SLICE = 16 * 1024
 class Link(asyncio.Protocol):
     """One socket: feeds the core and reports back to the node."""
 
-    def __init__(self, node: Node, *, dialer: bool, uri: str | None = None) -> None:
+    def __init__(
+        self, node: Node, *, dialer: bool, uri: str | None = None, host: str | None = None
+    ) -> None:
         self.node = node
         self.dialer = dialer
         self.uri = uri
+        self.host = host
         self.conn: Connection | None = None
         self.transport: asyncio.Transport | None = None
+        self.tls: TlsSession | None = None
         self.outcome: asyncio.Future[DialOutcome] = node._loop.create_future()
         self.lost: asyncio.Future[None] = node._loop.create_future()
-        self.upgrade: asyncio.Task[None] | None = None
-        self.early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: uvloop's TCP transports implement the
@@ -46,89 +53,46 @@ class Link(asyncio.Protocol):
         node = self.node
         self.transport = transport
         node._links.add(self)
-        if node._link_upgrades_tls and not self.dialer:
-            self._start_tls(transport)
-            return
-        self._open()
-
-    def _open(self) -> None:
-        node = self.node
-        assert self.transport is not None
-        self.transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
+        transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
+        context = node._dial_ssl if self.dialer else node._ssl
+        if context is not None:
+            self.tls = TlsSession(context, server_side=not self.dialer, server_hostname=self.host)
+            if self.dialer:
+                self.tls.start()
+                self._write_tls_output()
         conn = node._core.open(dialer=self.dialer, now=node._loop.time(), uri=self.uri)
         conn.transport = self
         self.conn = conn
-        for data in self.early:
-            node._core.receive_data(conn, data, node._loop.time())
-        self.early.clear()
         node._after_core(flush=True)
 
-    def _start_tls(self, transport: asyncio.Transport) -> None:
-        """Run the listener's TLS handshake under the node's own limits.
-
-        The server listens in plain TCP and upgrades here, so an incoming TLS handshake counts
-        against ``max_pending_handshakes``, is bounded by ``handshake_timeout`` and a failure
-        is logged as this node's warning.
-        """
-        node = self.node
-        if node._core.pending_handshakes + node._tls_pending >= node._max_pending_handshakes:
-            logger.warning(
-                "node %s: refusing a connection: %d handshakes already pending",
-                node._id,
-                node._max_pending_handshakes,
-            )
-            transport.abort()
+    def write(self, data: bytes) -> None:
+        """Write bytes from the core: encrypted first when this connection uses TLS."""
+        assert self.transport is not None
+        if self.tls is None:
+            self.transport.write(data)
             return
-        transport.pause_reading()
-        node._tls_pending += 1
-        self.upgrade = node._loop.create_task(self._upgrade(transport))
+        self.tls.send(data)
+        self._write_tls_output()
 
-    async def _upgrade(self, transport: asyncio.Transport) -> None:
-        node = self.node
-        assert node._ssl is not None
-        try:
-            secure = await node._loop.start_tls(
-                transport,
-                self,
-                node._ssl,
-                server_side=True,
-                ssl_handshake_timeout=node._handshake_timeout,
-            )
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            peer = transport.get_extra_info("peername")
-            logger.warning(
-                "node %s: TLS handshake with %s failed: %s",
-                node._id,
-                peer,
-                str(exc) or type(exc).__name__,
-            )
-            transport.abort()
-            self._forget()
-            return
-        except asyncio.CancelledError:
-            transport.abort()
-            self._forget()
-            raise
-        finally:
-            node._tls_pending -= 1
-        if secure is None:
-            self._forget()
-            return
-        self.transport = secure
-        self._open()
-
-    def _forget(self) -> None:
-        self.node._links.discard(self)
-        if not self.lost.done():
-            self.lost.set_result(None)
+    def _write_tls_output(self) -> None:
+        assert self.tls is not None and self.transport is not None
+        records = self.tls.take_output()
+        if records and not self.transport.is_closing():
+            self.transport.write(records)
 
     def data_received(self, data: bytes) -> None:
         node = self.node
         conn = self.conn
-        if conn is None:
-            # TLS delivers the first records before start_tls() returns to _upgrade.
-            self.early.append(data)
-            return
+        assert conn is not None
+        if self.tls is not None:
+            try:
+                data = self.tls.receive(data)
+            except ssl.SSLError as exc:
+                self._tls_failed(exc)
+                return
+            self._write_tls_output()
+            if not data:
+                return
         core = node._core
         now = node._loop.time()
         if len(data) <= _SLICE:
@@ -140,6 +104,24 @@ class Link(asyncio.Protocol):
                 if core.events:
                     node._dispatch(core.take_events())
             view.release()
+        node._after_core(flush=True)
+
+    def _tls_failed(self, exc: ssl.SSLError) -> None:
+        node = self.node
+        assert self.conn is not None and self.transport is not None
+        self._write_tls_output()  # the alert that tells the peer why
+        error: TransportError
+        if self.dialer and isinstance(exc, ssl.SSLCertVerificationError):
+            error = AuthenticationError(f"TLS verification of {self.uri} failed: {exc}")
+        else:
+            error = HandshakeError(f"TLS failed: {exc}", code="tls")
+        logger.warning(
+            "node %s: TLS with %s failed: %s",
+            node._id,
+            self.transport.get_extra_info("peername"),
+            exc,
+        )
+        node._core.abort(self.conn, error)
         node._after_core(flush=True)
 
     def eof_received(self) -> bool:

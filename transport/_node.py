@@ -32,7 +32,6 @@ from ._handshake import LocalIdentity
 from ._link import Link
 from ._uri import format_uri, is_loopback, parse_uri
 from .errors import (
-    AuthenticationError,
     ConfigurationError,
     ConnectError,
     FrameTooLarge,
@@ -51,10 +50,6 @@ Handler = Callable[..., Any]
 """An event handler: a function or coroutine function taking the event's arguments."""
 _EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message")
 _CLOSE_GRACE = 2.0
-
-
-def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
-    return type(loop).__module__.startswith("uvloop")
 
 
 class Node:
@@ -141,9 +136,6 @@ class Node:
         self._advertise = advertise
         self._handshake_timeout = handshake_timeout
         self._max_frame_bytes = max_frame_size + _frames.HEADER_SIZE
-        self._max_pending_handshakes = max_pending_handshakes
-        self._tls_pending = 0
-        self._link_upgrades_tls = False
         self._high_water = high_water
         self._low_water = low_water
         self._reconnect_initial = reconnect_initial
@@ -272,19 +264,10 @@ class Node:
             raise NodeStateError(f"node {self._id!r} was already started")
         self._state = "starting"
         self._loop = asyncio.get_running_loop()
-        # TLS is normally started per connection by Link, under this node's limits. uvloop
-        # starts reading a socket right after connection_made, before Link's start_tls could
-        # take over, so there the server runs the TLS handshake (bounded by handshake_timeout,
-        # but not counted in max_pending_handshakes).
-        self._link_upgrades_tls = self._ssl is not None and not _is_uvloop(self._loop)
-        server_ssl = self._ssl if self._ssl is not None and not self._link_upgrades_tls else None
         try:
+            # TLS, when configured, runs inside each Link (see _link.py and _tls.py).
             self._server = await self._loop.create_server(
-                lambda: Link(self, dialer=False),
-                self._host,
-                self._port,
-                ssl=server_ssl,
-                ssl_handshake_timeout=self._handshake_timeout if server_ssl else None,
+                lambda: Link(self, dialer=False), self._host, self._port
             )
         except OSError as exc:
             self._state = "closed"
@@ -325,10 +308,6 @@ class Node:
         if self._server is not None:
             self._server.close()
         links = list(self._links)
-        for link in links:
-            if link.upgrade is not None and not link.upgrade.done():
-                link.upgrade.cancel()
-                tasks.append(link.upgrade)
         if links:
             _, pending = await asyncio.wait([link.lost for link in links], timeout=_CLOSE_GRACE)
             for link in links:
@@ -391,17 +370,8 @@ class Node:
             async with asyncio.timeout(timeout):
                 try:
                     _, protocol = await self._loop.create_connection(
-                        lambda: Link(self, dialer=True, uri=uri),
-                        host,
-                        port,
-                        ssl=self._dial_ssl,
-                        server_hostname=host if self._dial_ssl is not None else None,
-                        ssl_handshake_timeout=(
-                            self._handshake_timeout if self._dial_ssl is not None else None
-                        ),
+                        lambda: Link(self, dialer=True, uri=uri, host=host), host, port
                     )
-                except ssl_module.SSLCertVerificationError as exc:
-                    raise AuthenticationError(f"TLS verification of {uri} failed: {exc}") from exc
                 except OSError as exc:
                     raise ConnectError(f"cannot connect to {uri}: {exc}") from exc
                 link = protocol
@@ -583,7 +553,7 @@ class Node:
                 continue
             transport = link.transport
             if data and not transport.is_closing():
-                transport.write(data)
+                link.write(data)
             if conn.closing:
                 transport.close()
             elif conn.handle in self._drain_waiters:

@@ -115,3 +115,29 @@ def test_tls_refusals_and_silent_clients_end_cleanly_on_uvloop(tmp_path: pathlib
                 await writer.wait_closed()
 
     run_on_uvloop(scenario)
+
+
+def test_a_tls_node_on_uvloop_caps_pending_handshakes(tmp_path: pathlib.Path) -> None:
+    ca = CertificateAuthority("mesh", tmp_path)
+
+    async def scenario() -> None:
+        server, client = ca.contexts("secure")
+        options = {"max_pending_handshakes": 2, "handshake_timeout": 30.0}
+        async with Node("secure", ssl=server, dial_ssl=client, **options) as secure:
+            host, port = parse_uri(secure.info() or "")
+            streams = [await asyncio.open_connection(host, port) for _ in range(5)]
+            try:
+                # Silent clients past the cap are closed at once; the first two are held.
+                results = await asyncio.gather(
+                    *(asyncio.wait_for(reader.read(), 2.0) for reader, _ in streams),
+                    return_exceptions=True,
+                )
+                closed = [result for result in results if result == b""]
+                held = [result for result in results if isinstance(result, TimeoutError)]
+                assert (len(closed), len(held)) == (3, 2)
+            finally:
+                for _, writer in streams:
+                    writer.close()
+                    await writer.wait_closed()
+
+    run_on_uvloop(scenario)
