@@ -334,12 +334,18 @@ class NodeCore:
         record.queue_bytes += len(frame)
         return True
 
-    def keep(self, peer_id: str, flag: bool, uri: str | None = None) -> None:
-        """Mark ``peer_id`` kept (re-dialed on loss) or not; ``uri`` updates where to dial."""
+    def keep(self, peer_id: str, flag: bool, uri: str | None = None) -> bool:
+        """Mark ``peer_id`` kept (re-dialed on loss) or not; ``uri`` updates where to dial.
+
+        Returns:
+            False, and nothing changes, when asked to keep a peer whose uri is unknown.
+        """
         record = self._records.get(peer_id)
         if record is None:
             if not flag:
-                return
+                return True
+            if uri is None:
+                return False
             record = self._records[peer_id] = _PeerRecord(uri)
         if uri is not None:
             record.uri = uri
@@ -355,6 +361,7 @@ class NodeCore:
                 del self._records[peer_id]
         elif conn is None and changed and record.uri is not None:
             self.events.append(RedialNeeded(peer_id, record.uri))
+        return True
 
     def disconnect(self, peer_id: str) -> bool:
         """Stop keeping ``peer_id`` and close its connection with a goodbye.

@@ -457,10 +457,18 @@ class Node:
     def keep(self, peer_id: str, flag: bool = True) -> None:
         """Re-dial ``peer_id`` whenever its connection drops (``flag=True``), or stop doing so.
 
-        A peer can be kept once this node knows where to dial it: after a connection, or after
-        ``connect()``.
+        A peer can be kept once this node knows where to dial it: while it is connected, or
+        after ``connect()`` to it.
+
+        Raises:
+            ConfigurationError: ``flag`` is True and this node does not know where ``peer_id``
+                is (it never connected, or was forgotten after it left unkept).
         """
-        self._core.keep(peer_id, flag)
+        if not self._core.keep(peer_id, flag):
+            raise ConfigurationError(
+                f"cannot keep {peer_id!r}: node {self._id!r} does not know its uri; "
+                "connect() to it first"
+            )
         if not flag:
             task = self._redialers.pop(peer_id, None)
             if task is not None:

@@ -425,3 +425,12 @@ async def test_an_advertised_uri_is_announced_and_used_to_redial() -> None:
             # a re-dialed b at the uri b advertised, not at the address b dialed from.
             assert len(front.client_bytes) == 1
             assert a.peers == ["b"]
+
+
+async def test_keeping_a_peer_whose_uri_is_unknown_is_refused_clearly() -> None:
+    async with nodes("a") as (a,):
+        with pytest.raises(ConfigurationError, match="does not know its uri"):
+            a.keep("stranger", True)
+        assert not a.is_kept("stranger")
+        assert a.send("stranger", "queued?") is False  # nothing is queued for it
+        a.keep("stranger", False)  # stopping keeping an unknown peer is a no-op
