@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from certificates import CertificateAuthority
 from helpers import (
     DEADLINE,
-    CertificateAuthority,
     LogWatcher,
     LoopErrors,
     RawClient,

@@ -6,7 +6,7 @@ import asyncio
 import pathlib
 from typing import Any
 
-from helpers import CertificateAuthority
+from certificates import CertificateAuthority
 
 from transport import Node
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import CertificateAuthority
+from certificates import CertificateAuthority
 
 from actors import Actor, ActorSystem, Message, handler
 from transport import Node, TransportError, parse_uri
