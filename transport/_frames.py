@@ -105,61 +105,74 @@ class FrameDecoder:
             return []
         buffer = self._buffer
         buffer += data
-        size = len(buffer)
-        offset = 0
-        limit = self._max_frame_size
-        unpacker = _unpacker_for(limit)
-        feed_unpacker = unpacker.feed
         bodies: list[Any] = []
-        ends: list[int] = []
-        consumed = batch_start = unpacker.tell()
+        offset = 0
         view = memoryview(buffer)
         try:
-            while size - offset >= HEADER_SIZE:
-                (length,) = _unpack_header_from(buffer, offset)
-                if length > limit:
-                    self.error = FrameTooLarge(
-                        f"frame of {length} bytes exceeds max_frame_size={limit}"
-                    )
+            while True:
+                lengths, end = self._complete_frames(buffer, offset)
+                if not lengths:
                     break
-                end = offset + HEADER_SIZE + length
-                if end > size:
-                    break
-                if consumed - batch_start + length > _UNPACK_BATCH and ends:
-                    # Keep the unpacker's buffer bounded however large the read was.
-                    bodies += self._unpack(unpacker, ends)
-                    ends = []
-                    if self.error is not None:
-                        break
-                    batch_start = consumed
-                feed_unpacker(view[offset + HEADER_SIZE : end])
-                consumed += length
-                ends.append(consumed)
+                bodies += self._unpack(view[offset:end], lengths)
                 offset = end
-        except BaseException:
-            _discard_unpacker(limit)
-            raise
+                if self.error is not None:
+                    break
         finally:
             view.release()
-        if offset:
-            del buffer[:offset]
-        if ends:
-            # Also after a too-large prefix: the frames before it are decoded, which leaves
-            # the shared unpacker empty.
-            bodies += self._unpack(unpacker, ends)
         if self.error is not None:
             buffer.clear()
+        elif offset:
+            del buffer[:offset]
         return bodies
 
-    def _unpack(self, unpacker: Any, ends: list[int]) -> list[Any]:
-        unpack = unpacker.unpack
-        tell = unpacker.tell
+    def _complete_frames(self, buffer: bytearray, offset: int) -> tuple[list[int], int]:
+        """Body lengths of the complete frames from ``offset``, one batch's worth, and its end.
+
+        A batch holds one frame, or as many as fit in ``_UNPACK_BATCH`` bytes, so the shared
+        unpacker's buffer stays bounded however large the read was. A length prefix above the
+        limit ends the batch and sets :attr:`error`.
+        """
+        size = len(buffer)
+        limit = self._max_frame_size
+        batch_end = offset + _UNPACK_BATCH
+        lengths: list[int] = []
+        while size - offset >= HEADER_SIZE:
+            (length,) = _unpack_header_from(buffer, offset)
+            if length > limit:
+                self.error = FrameTooLarge(
+                    f"frame of {length} bytes exceeds max_frame_size={limit}"
+                )
+                break
+            end = offset + HEADER_SIZE + length
+            if end > size or (end > batch_end and lengths):
+                break
+            lengths.append(length)
+            offset = end
+        return lengths, offset
+
+    def _unpack(self, frames: memoryview, lengths: list[int]) -> list[Any]:
+        """Decode a run of complete frames (prefixes included) with the shared unpacker.
+
+        The run is fed in one call; each prefix is skipped and the value after it must end
+        exactly at its frame's end. The unpacker is left empty, or discarded on an error.
+        """
+        unpacker = _unpacker_for(self._max_frame_size)
         bodies: list[Any] = []
         append = bodies.append
         try:
-            for end in ends:
+            try:
+                unpacker.feed(frames)
+            finally:
+                frames.release()  # an exception's traceback must not pin the decoder's buffer
+            skip = unpacker.read_bytes
+            unpack = unpacker.unpack
+            tell = unpacker.tell
+            position = tell()
+            for length in lengths:
+                skip(HEADER_SIZE)
                 body = unpack()
-                if tell() != end:
+                position += HEADER_SIZE + length
+                if tell() != position:
                     raise ValueError("a frame must hold exactly one msgpack value")
                 append(body)
         except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as exc:
@@ -187,8 +200,9 @@ def _unpacker_for(max_frame_size: int) -> Any:
         unpacker = unpackers[max_frame_size] = msgpack.Unpacker(
             raw=False,
             strict_map_key=True,
-            # It holds one batch of complete frames: at most a batch plus one frame.
-            max_buffer_size=max_frame_size + _UNPACK_BATCH,
+            # It holds one batch of complete frames, prefixes included: one frame, or at most
+            # _UNPACK_BATCH bytes.
+            max_buffer_size=max(max_frame_size + HEADER_SIZE, _UNPACK_BATCH),
             max_str_len=max_frame_size,
             max_bin_len=max_frame_size,
             max_array_len=max_frame_size,
