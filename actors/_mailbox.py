@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from pydantic import ValidationError
+
 from actors._actor import Actor, Context, _Handler
 from actors._message import Message
 
@@ -137,6 +139,70 @@ class ActorCell:
         if envelope.reply_node is not None:
             self._answer(entry, envelope, result)
         return True
+
+    def run_tells(
+        self, peer_id: str, packets: list[Any], index: int, tag: str, cls: type[Message]
+    ) -> int:
+        """Handle a run of tells from ``packets[index:]`` at once, as `run_now` does for one.
+
+        The run is the packets, from ``index`` on, that are well-formed tell envelopes for this
+        actor with wire tag ``tag`` (of class ``cls``) and a valid payload. It stops early at
+        the first packet that is not, when a handler raises, or when a handler left mail in the
+        mailbox or asked the actor to stop; the caller takes the rest one by one. Validation,
+        order and one-at-a-time are those of the mailbox: this only skips the deque.
+
+        Returns:
+            The index of the first packet not handled (``index`` when none was).
+        """
+        if self._waiter is None or self._queue or self._stopping or self._running_inline:
+            return index
+        instance = self.instance
+        entry = type(instance)._handler_for(cls)
+        if entry is None or entry.is_async:
+            return index
+        function = entry.function
+        validate = cls.__pydantic_validator__.validate_python
+        name = self.name
+        count = len(packets)
+        context = self.context
+        context._sender_node = peer_id
+        self._running_inline = True
+        token = current_actor.set(self._identity)
+        try:
+            while index < count:
+                packet = packets[index]
+                if (
+                    type(packet) is not list
+                    or len(packet) != 7
+                    or packet[0] != 0  # EnvelopeKind.TELL
+                    or packet[1] != name
+                    or packet[2] != tag
+                ):
+                    break
+                try:
+                    message = validate(packet[3])
+                except ValidationError:
+                    break  # the caller's general path reports it as a dead letter
+                sender_name = packet[5]
+                if type(sender_name) is not str:
+                    sender_name = None
+                context._sender_name = sender_name
+                index += 1
+                try:
+                    function(instance, message)
+                except Exception as exc:
+                    # Supervision may await hooks: the mailbox task applies it before the next
+                    # message, so the run ends here.
+                    self._failure = (entry, Envelope(message, peer_id, sender_name, None, 0), exc)
+                    self._wake()
+                    break
+                if self._queue or self._stopping:
+                    break
+        finally:
+            current_actor.reset(token)
+            context._sender_node = context._sender_name = None
+            self._running_inline = False
+        return index
 
     def _wake(self) -> None:
         waiter = self._waiter

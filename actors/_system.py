@@ -191,7 +191,7 @@ class ActorSystem:
     ) -> None:
         self._id = node_id
         self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
-        self._node.on("message", self._on_packet)
+        self._node.on("packets", self._on_packets)
         self._node.on("connect", self._on_connect)
         self._node.on("disconnect", self._on_disconnect)
         self._stop_timeout = stop_timeout
@@ -708,6 +708,29 @@ class ActorSystem:
             self._emit("dead_letter", DeadLetter(reason, target, tag, sender_node, detail))
 
     # --- transport events ----------------------------------------------------------------------
+
+    def _on_packets(self, peer_id: str, packets: list[Any]) -> None:
+        # Runs of tells to one idle actor are handled in a single call (`ActorCell.run_tells`);
+        # everything else goes through `_on_packet`, one packet at a time, in order.
+        index = 0
+        count = len(packets)
+        actors = self._actors
+        while index < count and not self._closing:
+            packet = packets[index]
+            if type(packet) is list and len(packet) == 7 and packet[0] == _TELL:
+                try:
+                    cell = actors.get(packet[1])
+                    tag = packet[2]
+                    cls = _message_classes.get(tag)
+                except TypeError:  # an unhashable target or tag
+                    cell = cls = None
+                if cell is not None and cls is not None:
+                    after = cell.run_tells(peer_id, packets, index, tag, cls)
+                    if after != index:
+                        index = after
+                        continue
+            self._on_packet(peer_id, packet)
+            index += 1
 
     def _on_packet(self, peer_id: str, packet: Any) -> None:
         if self._closing:

@@ -44,11 +44,11 @@ __all__ = ["EventName", "Handler", "Node"]
 
 logger = logging.getLogger("transport")
 
-EventName = Literal["listening", "connect", "disconnect", "message"]
+EventName = Literal["listening", "connect", "disconnect", "message", "packets"]
 """The events :meth:`Node.on` accepts."""
 Handler = Callable[..., Any]
 """An event handler: a function or coroutine function taking the event's arguments."""
-_EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message")
+_EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message", "packets")
 _CLOSE_GRACE = 2.0
 
 
@@ -202,8 +202,11 @@ class Node:
         """Register ``handler`` for ``event``; sync functions and coroutine functions both work.
 
         Handlers receive ``listening(uri)``, ``connect(peer_id, uri)``,
-        ``disconnect(peer_id, reason)``, ``message(peer_id, packet)``. An exception in a
-        handler is logged and does not affect the node.
+        ``disconnect(peer_id, reason)``, ``message(peer_id, packet)``, and
+        ``packets(peer_id, packets)``: every packet decoded from one read of a peer's socket, as
+        a new list in arrival order, for consumers that handle packets in batches. For each
+        batch, ``packets`` handlers run first, then ``message`` handlers once per packet. An
+        exception in a handler is logged and does not affect the node.
 
         Returns:
             ``handler``, so ``on`` can be used as a decorator factory's target.
@@ -233,7 +236,11 @@ class Node:
                 logger.exception("node %s: %s handler %r raised", self._id, event, handler)
 
     def _deliver(self, peer_id: str, packets: list[Any]) -> None:
+        if self._handlers["packets"]:
+            self._emit("packets", peer_id, packets)
         handlers = self._handlers["message"]
+        if not handlers:
+            return
         if len(handlers) != 1 or handlers[0][1]:
             for packet in packets:
                 self._emit("message", peer_id, packet)

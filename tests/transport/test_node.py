@@ -165,6 +165,30 @@ async def test_two_nodes_exchange_packets_both_ways() -> None:
         assert rec_left.messages == [("right", {"from": "right", "raw": b"\x00\x01"})]
 
 
+async def test_packets_handlers_get_each_read_as_a_list_before_message_handlers() -> None:
+    async with nodes("left", "right") as (left, right):
+        rec = Recorder(right)
+        log: list[tuple[str, Any]] = []
+        right.on("packets", lambda peer, packets: log.append(("packets", (peer, list(packets)))))
+        right.on("message", lambda peer, packet: log.append(("message", (peer, packet))))
+        await left.connect(right.info() or "")
+        sent = [{"n": n, "pad": "x" * (n % 7)} for n in range(500)]
+        for packet in sent:  # one event-loop turn: coalesced, usually one or a few reads
+            assert left.send("right", packet)
+        await rec.wait_for(lambda: len(rec.messages) == len(sent))
+        batches = [batch for kind, (_, batch) in log if kind == "packets"]
+        assert [p for batch in batches for p in batch] == sent
+        # Each batch is announced first, then its packets one by one to message handlers.
+        index = 0
+        for batch in batches:
+            assert log[index] == ("packets", ("left", batch))
+            assert log[index + 1 : index + 1 + len(batch)] == [
+                ("message", ("left", p)) for p in batch
+            ]
+            index += 1 + len(batch)
+        assert index == len(log)
+
+
 async def test_send_to_an_unknown_id_returns_false() -> None:
     async with nodes("a") as (a,):
         assert a.send("nobody", {"x": 1}) is False
