@@ -50,6 +50,8 @@ Handler = Callable[..., Any]
 """An event handler: a function or coroutine function taking the event's arguments."""
 _EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message", "packets")
 _CLOSE_GRACE = 2.0
+# Sends closer together than this (seconds) are treated as one burst and coalesced.
+_BURST_GAP = 20e-6
 
 
 class Node:
@@ -163,6 +165,7 @@ class Node:
         self._peer_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._drain_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._flush_handle: asyncio.Handle | None = None
+        self._last_write_through = -1.0
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -520,10 +523,16 @@ class Node:
                 if core.send(peer_id, frame):
                     result += 1
         if self._flush_handle is None and core.dirty:
-            # The first send of an event-loop turn is written at once (latency); what follows
-            # in the same turn is coalesced into one write when the armed flush runs.
-            self._flush()
-            self._flush_handle = self._loop.call_soon(self._flush)
+            # A send after a quiet spell is written at once (latency). One that follows a
+            # write within _BURST_GAP is part of a burst: it and the rest of the burst are
+            # coalesced into one write by a flush at the next event-loop turn. Arming that
+            # flush only for bursts spares each lone send a loop turn (an epoll_wait).
+            now = self._loop.time()
+            if now - self._last_write_through > _BURST_GAP:
+                self._last_write_through = now
+                self._flush()
+            else:
+                self._flush_handle = self._loop.call_soon(self._flush)
         return result
 
     async def drained(self, peer_id: str) -> None:
