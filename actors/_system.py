@@ -145,6 +145,22 @@ class _PendingAsk:
     target: str
 
 
+def _expire_ask(
+    future: asyncio.Future[Message | None],
+    node_id: str,
+    name: str,
+    message_type: type[Message],
+    timeout: float,
+) -> None:
+    if not future.done():
+        future.set_exception(
+            AskTimeoutError(
+                f"no reply from {node_id}/{name} to {message_type.__qualname__} "
+                f"within {timeout} s"
+            )
+        )
+
+
 SystemEvent = Literal["node_up", "node_down", "dead_letter"]
 """The events :meth:`ActorSystem.on` accepts."""
 _EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter"})
@@ -538,17 +554,22 @@ class ActorSystem:
             NodeDownError: The node is not connected, or its connection ended while waiting.
             SystemClosedError: The system is closed or closed while waiting.
             TypeError: ``message`` is not a `Message`.
+            ValueError: ``timeout`` is NaN.
             EncodeError: The message cannot be encoded for the wire.
             NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
         if not isinstance(message, Message):
             raise TypeError(f"ask() needs a Message, not {type(message).__qualname__}")
+        if timeout is not None and timeout != timeout:
+            raise ValueError("ask() timeout must be seconds or None, not NaN")
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         correlation_id = next(self._correlation_ids)
-        future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message | None] = loop.create_future()
         self._pending[correlation_id] = _PendingAsk(future, node_id, name)
+        timer: asyncio.TimerHandle | None = None
         try:
             if node_id == self._id:
                 self._deliver_local(name, message, sender_name, node_id, correlation_id)
@@ -558,18 +579,16 @@ class ActorSystem:
                     f"{self._id!r}",
                     node_id,
                 )
-            deadline = asyncio.timeout(timeout)
-            try:
-                async with deadline:
-                    return await future
-            except TimeoutError:
-                if not deadline.expired():
-                    raise
-                raise AskTimeoutError(
-                    f"no reply from {node_id}/{name} to {type(message).__qualname__} "
-                    f"within {timeout} s"
-                ) from None
+            if timeout is not None:
+                # A timer that fails the future, rather than asyncio.timeout(): no task
+                # cancellation round trip, one handle per ask.
+                timer = loop.call_later(
+                    timeout, _expire_ask, future, node_id, name, type(message), timeout
+                )
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             del self._pending[correlation_id]
 
     def _send(

@@ -33,6 +33,7 @@ from actors import (
     RemoteError,
     handler,
 )
+from actors._system import _expire_ask
 
 
 async def test_tell_reaches_the_actor(route: Route) -> None:
@@ -106,6 +107,27 @@ async def test_ask_timeout_drops_late_reply_and_leaks_nothing(route: Route) -> N
     assert await within(route.sender.ask(route.node_id, "rec", Ping(seq=9))) == Pong(seq=9)
     assert route.sender.pending_asks == 0
     assert route.sender.dead_letters == 0
+
+
+async def test_a_cancelled_ask_leaves_no_pending_ask_and_no_timer(route: Route) -> None:
+    release = asyncio.Event()
+    route.host.spawn("rec", Recorder(release))
+    # wait_for cancels the ask (its own timeout is a minute) while it waits for the reply.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(route.sender.ask(route.node_id, "rec", Block(), timeout=60), 0.2)
+    assert route.sender.pending_asks == 0
+    # The ask's timer is cancelled with it (the loop's timer heap is private: test-only peek).
+    scheduled = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    assert not [h for h in scheduled if h._callback is _expire_ask and not h.cancelled()]
+    release.set()
+    assert await within(route.sender.ask(route.node_id, "rec", Ping(seq=1))) == Pong(seq=1)
+
+
+async def test_a_nan_ask_timeout_is_refused(route: Route) -> None:
+    route.host.spawn("rec", Recorder())
+    with pytest.raises(ValueError, match="NaN"):
+        await within(route.sender.ask(route.node_id, "rec", Ping(seq=1), timeout=float("nan")))
+    assert route.sender.pending_asks == 0
 
 
 async def test_messages_are_handled_one_at_a_time_in_arrival_order(route: Route) -> None:
