@@ -189,6 +189,37 @@ async def test_packets_handlers_get_each_read_as_a_list_before_message_handlers(
         assert index == len(log)
 
 
+async def test_a_lone_send_is_written_at_once_and_a_burst_is_coalesced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from transport._link import Link
+
+    writes: list[int] = []
+    original = Link.write
+
+    def counting_write(self: Link, data: bytes) -> None:
+        if self.node is left:
+            writes.append(len(data))
+        original(self, data)
+
+    async with nodes("left", "right") as (left, right):
+        rec = Recorder(right)
+        await left.connect(right.info() or "")
+        await rec.wait_for(lambda: ("connect", "left") in rec.events)
+        monkeypatch.setattr(Link, "write", counting_write)
+        assert left.send("right", {"lone": True})
+        assert len(writes) == 1  # handed to the socket inside send()
+        await rec.wait_for(lambda: len(rec.messages) == 1)
+        writes.clear()
+        burst = [{"n": n} for n in range(1000)]
+        for packet in burst:  # one event-loop turn
+            assert left.send("right", packet)
+        await rec.wait_for(lambda: len(rec.messages) == 1 + len(burst))
+        assert [p for _, p in rec.messages[1:]] == burst
+        # The burst's first frame may go out at once; the rest leave in one coalesced write.
+        assert 1 <= len(writes) <= 2, writes
+
+
 async def test_send_to_an_unknown_id_returns_false() -> None:
     async with nodes("a") as (a,):
         assert a.send("nobody", {"x": 1}) is False
