@@ -155,8 +155,7 @@ def _expire_ask(
     if not future.done():
         future.set_exception(
             AskTimeoutError(
-                f"no reply from {node_id}/{name} to {message_type.__qualname__} "
-                f"within {timeout} s"
+                f"no reply from {node_id}/{name} to {message_type.__qualname__} within {timeout} s"
             )
         )
 

@@ -235,7 +235,10 @@ class NodeCore:
         bodies = decoder.feed(data)
         conn.received = True
         if bodies:
-            self._receive_bodies(conn, bodies, now)
+            if conn.state is ConnectionState.UP:
+                self._receive_up(conn, bodies, 0)
+            else:
+                self._receive_bodies(conn, bodies, now)
         if decoder.error is not None:
             self._fail(conn, decoder.error)  # a no-op when the bodies closed it already
 

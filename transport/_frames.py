@@ -6,6 +6,7 @@ so a hostile prefix cannot make the node allocate more than one frame's worth of
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 from collections.abc import Callable
@@ -104,18 +105,23 @@ class FrameDecoder:
         if self.error is not None:
             return []
         buffer = self._buffer
+        if not buffer and len(data) >= HEADER_SIZE:
+            (length,) = _unpack_header_from(data, 0)
+            if HEADER_SIZE + length == len(data) and length <= self._max_frame_size:
+                # Exactly one whole frame, the usual read of a request or a reply: decoded
+                # in one call, without buffering (unpackb refuses trailing bytes itself).
+                return self._unpack_one(memoryview(data)[HEADER_SIZE:])
         buffer += data
         bodies: list[Any] = []
         offset = 0
         view = memoryview(buffer)
         try:
             while True:
-                lengths, end = self._complete_frames(buffer, offset)
-                if not lengths:
-                    break
-                bodies += self._unpack(view[offset:end], lengths)
-                offset = end
-                if self.error is not None:
+                lengths, end, more = self._complete_frames(buffer, offset)
+                if lengths:
+                    bodies += self._unpack(view[offset:end], lengths)
+                    offset = end
+                if not more or self.error is not None:
                     break
         finally:
             view.release()
@@ -125,8 +131,9 @@ class FrameDecoder:
             del buffer[:offset]
         return bodies
 
-    def _complete_frames(self, buffer: bytearray, offset: int) -> tuple[list[int], int]:
-        """Body lengths of the complete frames from ``offset``, one batch's worth, and its end.
+    def _complete_frames(self, buffer: bytearray, offset: int) -> tuple[list[int], int, bool]:
+        """Body lengths of the complete frames from ``offset``, one batch's worth, its end, and
+        whether complete frames remain after it.
 
         A batch holds one frame, or as many as fit in ``_UNPACK_BATCH`` bytes, so the shared
         unpacker's buffer stays bounded however large the read was. A length prefix above the
@@ -144,11 +151,23 @@ class FrameDecoder:
                 )
                 break
             end = offset + HEADER_SIZE + length
-            if end > size or (end > batch_end and lengths):
+            if end > size:
                 break
+            if end > batch_end and lengths:
+                return lengths, offset, True
             lengths.append(length)
             offset = end
-        return lengths, offset
+        return lengths, offset, False
+
+    def _unpack_one(self, body: memoryview) -> list[Any]:
+        try:
+            return [_unpackb_for(self._max_frame_size)(body)]
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            self.error = ProtocolError(f"malformed msgpack frame: {exc}")
+            self.error.__cause__ = exc
+            return []
+        finally:
+            body.release()
 
     def _unpack(self, frames: memoryview, lengths: list[int]) -> list[Any]:
         """Decode a run of complete frames (prefixes included) with the shared unpacker.
@@ -210,6 +229,26 @@ def _unpacker_for(max_frame_size: int) -> Any:
             max_ext_len=max_frame_size,
         )
     return unpacker
+
+
+def _unpackb_for(max_frame_size: int) -> Callable[[memoryview], Any]:
+    """``msgpack.unpackb`` with the shared unpacker's limits, for a single whole frame."""
+    unpackb: Callable[[memoryview], Any] | None = _unpackbs.get(max_frame_size)
+    if unpackb is None:
+        unpackb = _unpackbs[max_frame_size] = functools.partial(
+            msgpack.unpackb,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=max_frame_size,
+            max_bin_len=max_frame_size,
+            max_array_len=max_frame_size,
+            max_map_len=max_frame_size // 2,
+            max_ext_len=max_frame_size,
+        )
+    return unpackb
+
+
+_unpackbs: dict[int, Callable[[memoryview], Any]] = {}
 
 
 def _discard_unpacker(max_frame_size: int) -> None:

@@ -239,8 +239,18 @@ class Node:
                 logger.exception("node %s: %s handler %r raised", self._id, event, handler)
 
     def _deliver(self, peer_id: str, packets: list[Any]) -> None:
-        if self._handlers["packets"]:
-            self._emit("packets", peer_id, packets)
+        batch_handlers = self._handlers["packets"]
+        if batch_handlers:
+            if len(batch_handlers) == 1 and not batch_handlers[0][1]:
+                # The common case, the actor layer's one synchronous handler: no _emit loop.
+                try:
+                    batch_handlers[0][0](peer_id, packets)
+                except Exception:
+                    logger.exception(
+                        "node %s: packets handler %r raised", self._id, batch_handlers[0][0]
+                    )
+            else:
+                self._emit("packets", peer_id, packets)
         handlers = self._handlers["message"]
         if not handlers:
             return

@@ -139,6 +139,28 @@ def test_malformed_msgpack_is_a_protocol_error_after_the_good_frames(payload: by
     assert "malformed msgpack" in str(decoder.error)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"\xc1", id="reserved-byte"),
+        pytest.param(b"\x92\x01", id="truncated-array"),
+        pytest.param(b"\x81\x01\x02", id="int-map-key"),
+        pytest.param(b"\x91" * 2000 + b"\xc0", id="nested-too-deep"),
+        pytest.param(b"\xa3\xff\xfe\xfd", id="invalid-utf8"),
+        pytest.param(b"\x01\x02", id="trailing-bytes"),
+    ],
+)
+def test_a_read_of_exactly_one_malformed_frame_is_a_protocol_error(payload: bytes) -> None:
+    # A read holding exactly one whole frame takes the decoder's one-call path.
+    decoder = FrameDecoder(max_frame_size=4096)
+    assert decoder.feed(encode_frame("alone")) == ["alone"]
+    assert decoder.feed(struct.pack(">I", len(payload)) + payload) == []
+    assert isinstance(decoder.error, ProtocolError)
+    assert "malformed msgpack" in str(decoder.error)
+    assert decoder.feed(encode_frame("later")) == []  # sticky
+    assert decoder.buffered == 0
+
+
 def test_unserializable_packet_raises_encoding_error() -> None:
     with pytest.raises(EncodingError, match="not msgpack-serializable"):
         encode_data(object())
