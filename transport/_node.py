@@ -533,14 +533,15 @@ class Node:
                 if core.send(peer_id, frame):
                     result += 1
         if self._flush_handle is None and core.dirty:
-            # A send after a quiet spell is written at once (latency). One that follows a
-            # write within _BURST_GAP is part of a burst: it and the rest of the burst are
-            # coalesced into one write by a flush at the next event-loop turn. Arming that
-            # flush only for bursts spares each lone send a loop turn (an epoll_wait).
-            now = self._loop.time()
-            if now - self._last_write_through > _BURST_GAP:
-                self._last_write_through = now
+            # A send after a quiet spell is written at once (latency). One that comes within
+            # _BURST_GAP of the end of the last such write is part of a burst: it and the rest
+            # of the burst are coalesced into one write by a flush at the next event-loop turn.
+            # Arming that flush only for bursts spares each lone send a loop turn (an
+            # epoll_wait). The gap counts from the write's end, so that slow writes (many
+            # peers, large packets) do not make every send of a burst a write of its own.
+            if self._loop.time() - self._last_write_through > _BURST_GAP:
                 self._flush()
+                self._last_write_through = self._loop.time()
             else:
                 self._flush_handle = self._loop.call_soon(self._flush)
         return result

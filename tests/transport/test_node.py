@@ -220,6 +220,45 @@ async def test_a_lone_send_is_written_at_once_and_a_burst_is_coalesced(
         assert 1 <= len(writes) <= 2, writes
 
 
+async def test_a_burst_is_coalesced_even_when_each_write_is_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Writes that take longer than the burst gap (many peers, large packets, a slow machine)
+    # must not turn every send of a burst into a write of its own.
+    import time
+
+    from transport._link import Link
+
+    writes: dict[str, int] = {}
+    original = Link.write
+
+    def slow_write(self: Link, data: bytes) -> None:
+        if self.node is hub:
+            assert self.conn is not None and self.conn.peer is not None
+            peer = self.conn.peer.node_id
+            writes[peer] = writes.get(peer, 0) + 1
+            until = time.perf_counter() + 100e-6
+            while time.perf_counter() < until:  # stands for a slow socket write
+                pass
+        original(self, data)
+
+    ids = [f"p{n}" for n in range(4)]
+    async with nodes("hub", *ids) as (hub, *spokes):
+        recorders = [Recorder(node) for node in spokes]
+        for node in spokes:
+            await hub.connect(node.info() or "")
+        for rec in recorders:
+            await rec.wait_for(lambda rec=rec: ("connect", "hub") in rec.events)
+        monkeypatch.setattr(Link, "write", slow_write)
+        for n in range(200):  # one event-loop turn
+            assert hub.send(ids, {"n": n}) == len(ids)
+        for rec in recorders:
+            await rec.wait_for(lambda rec=rec: len(rec.messages) == 200)
+            assert [p["n"] for _, p in rec.messages] == list(range(200))
+        assert sorted(writes) == ids
+        assert all(1 <= count <= 2 for count in writes.values()), writes
+
+
 async def test_send_to_an_unknown_id_returns_false() -> None:
     async with nodes("a") as (a,):
         assert a.send("nobody", {"x": 1}) is False
