@@ -217,16 +217,10 @@ def _unpacker_for(max_frame_size: int) -> Any:
     unpacker = unpackers.get(max_frame_size)
     if unpacker is None:
         unpacker = unpackers[max_frame_size] = msgpack.Unpacker(
-            raw=False,
-            strict_map_key=True,
             # It holds one batch of complete frames, prefixes included: one frame, or at most
             # _UNPACK_BATCH bytes.
             max_buffer_size=max(max_frame_size + HEADER_SIZE, _UNPACK_BATCH),
-            max_str_len=max_frame_size,
-            max_bin_len=max_frame_size,
-            max_array_len=max_frame_size,
-            max_map_len=max_frame_size // 2,
-            max_ext_len=max_frame_size,
+            **_decode_options(max_frame_size),
         )
     return unpacker
 
@@ -236,16 +230,22 @@ def _unpackb_for(max_frame_size: int) -> Callable[[memoryview], Any]:
     unpackb: Callable[[memoryview], Any] | None = _unpackbs.get(max_frame_size)
     if unpackb is None:
         unpackb = _unpackbs[max_frame_size] = functools.partial(
-            msgpack.unpackb,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=max_frame_size,
-            max_bin_len=max_frame_size,
-            max_array_len=max_frame_size,
-            max_map_len=max_frame_size // 2,
-            max_ext_len=max_frame_size,
+            msgpack.unpackb, **_decode_options(max_frame_size)
         )
     return unpackb
+
+
+def _decode_options(max_frame_size: int) -> dict[str, Any]:
+    """How every frame body is decoded: str keys only, no container or string above the limit."""
+    return {
+        "raw": False,
+        "strict_map_key": True,
+        "max_str_len": max_frame_size,
+        "max_bin_len": max_frame_size,
+        "max_array_len": max_frame_size,
+        "max_map_len": max_frame_size // 2,
+        "max_ext_len": max_frame_size,
+    }
 
 
 _unpackbs: dict[int, Callable[[memoryview], Any]] = {}

@@ -120,17 +120,17 @@ def test_the_maximum_applies_to_a_frame_after_good_ones_which_are_still_returned
     assert decoder.buffered == 0
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        pytest.param(b"\xc1", id="reserved-byte"),
-        pytest.param(b"\x92\x01", id="truncated-array"),
-        pytest.param(b"\x81\x01\x02", id="int-map-key"),
-        pytest.param(b"\x91" * 2000 + b"\xc0", id="nested-too-deep"),
-        pytest.param(b"\xa3\xff\xfe\xfd", id="invalid-utf8"),
-        pytest.param(b"\x01\x02", id="trailing-bytes"),
-    ],
-)
+MALFORMED_BODIES = [
+    pytest.param(b"\xc1", id="reserved-byte"),
+    pytest.param(b"\x92\x01", id="truncated-array"),
+    pytest.param(b"\x81\x01\x02", id="int-map-key"),
+    pytest.param(b"\x91" * 2000 + b"\xc0", id="nested-too-deep"),
+    pytest.param(b"\xa3\xff\xfe\xfd", id="invalid-utf8"),
+    pytest.param(b"\x01\x02", id="trailing-bytes"),
+]
+
+
+@pytest.mark.parametrize("payload", MALFORMED_BODIES)
 def test_malformed_msgpack_is_a_protocol_error_after_the_good_frames(payload: bytes) -> None:
     decoder = FrameDecoder(max_frame_size=4096)
     wire = encode_frame("before") + struct.pack(">I", len(payload)) + payload
@@ -139,17 +139,7 @@ def test_malformed_msgpack_is_a_protocol_error_after_the_good_frames(payload: by
     assert "malformed msgpack" in str(decoder.error)
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        pytest.param(b"\xc1", id="reserved-byte"),
-        pytest.param(b"\x92\x01", id="truncated-array"),
-        pytest.param(b"\x81\x01\x02", id="int-map-key"),
-        pytest.param(b"\x91" * 2000 + b"\xc0", id="nested-too-deep"),
-        pytest.param(b"\xa3\xff\xfe\xfd", id="invalid-utf8"),
-        pytest.param(b"\x01\x02", id="trailing-bytes"),
-    ],
-)
+@pytest.mark.parametrize("payload", MALFORMED_BODIES)
 def test_a_read_of_exactly_one_malformed_frame_is_a_protocol_error(payload: bytes) -> None:
     # A read holding exactly one whole frame takes the decoder's one-call path.
     decoder = FrameDecoder(max_frame_size=4096)
