@@ -19,10 +19,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _suite
+from . import _codec, _suite
 from ._util import have_uvloop, run
 
-SECTIONS = ("baseline", "transport", "multi", "actors", "scale", "peers", "uvloop")
+SECTIONS = ("baseline", "transport", "multi", "actors", "codec", "scale", "peers", "uvloop")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -43,6 +43,7 @@ class Config:
     memory_actors: int
     peer_rtt_n: int
     seed_oneway_n: int
+    codec_n: int
     sizes: list[str] = field(default_factory=lambda: ["40 B", "4 KiB", "256 KiB"])
 
 
@@ -62,6 +63,7 @@ FULL = Config(
     memory_actors=1_000,
     peer_rtt_n=2_000,
     seed_oneway_n=300_000,
+    codec_n=200_000,
 )
 
 SMOKE = Config(
@@ -80,6 +82,7 @@ SMOKE = Config(
     memory_actors=50,
     peer_rtt_n=100,
     seed_oneway_n=5_000,
+    codec_n=2_560,
 )
 
 
@@ -254,6 +257,21 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
             one,
             note=f"{a['fanout sends']:,.0f} tells/s",
         )
+    if want("codec"):
+        print("== codec: encode and decode a message in one process, against what masterless does")
+        c = _codec.codec_runs(cfg.codec_n, progress)
+        for kind, rows in c.items():
+            baseline = rows[0][1]
+            for index, (label, rate, note) in enumerate(rows):
+                report.add(
+                    f"codec {kind} {index}",
+                    "codec",
+                    f"{kind}: {label}",
+                    rate,
+                    "msgs/s",
+                    None if index == 0 else baseline,
+                    note=note,
+                )
     if want("scale"):
         print("== scale: N nodes in one process, full mesh")
         s = run(lambda: _suite.scale(cfg, progress))

@@ -41,6 +41,11 @@ def test_smoke_mode_prints_and_writes_the_table(tmp_path: Path) -> None:
     results = json.loads(json_path.read_text())
     names = {row["name"] for row in results["rows"]}
     assert {"raw asyncio ping-pong", "Node.send one-way, 40 B", "tell, two processes"} <= names
+    # The codec section: masterless's own encode and decode, each a baseline for the others.
+    codec = [row for row in results["rows"] if row["section"] == "codec"]
+    baselines = [row for row in codec if "(baseline)" in row["name"]]
+    assert len(baselines) == 2 and all(row["value"] > 0 for row in baselines)
+    assert all(row["ratio"] is not None for row in codec if row["value"] and row not in baselines)
     statuses = {target["status"] for target in results["targets"]}
     assert statuses <= {"PASS", "MISS", "SKIP"}
     assert "| target | measured | result |" in md_path.read_text()
