@@ -35,8 +35,9 @@ async def main() -> None:
 
         # --8<-- [start:connect]
         for node in (left, right):
-            peer_id = await hub.connect(node.info() or "")  # returns the peer's id
-            hub.keep(peer_id)  # re-dial it, with backoff, if the connection drops
+            # Returns the peer's id once it is up, and keeps the peer: if the connection
+            # drops, the hub re-dials it with backoff and queues packets for it meanwhile.
+            await hub.connect(node.info() or "")
         print("hub is connected to", ", ".join(sorted(hub.peers)))
         # --8<-- [end:connect]
 
