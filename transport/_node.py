@@ -207,9 +207,10 @@ class Node:
         Handlers receive ``listening(uri)``, ``connect(peer_id, uri)``,
         ``disconnect(peer_id, reason)``, ``message(peer_id, packet)``, and
         ``packets(peer_id, packets)``: every packet decoded from one read of a peer's socket, as
-        a new list in arrival order, for consumers that handle packets in batches. For each
-        batch, ``packets`` handlers run first, then ``message`` handlers once per packet. An
-        exception in a handler is logged and does not affect the node.
+        a new list in arrival order, for consumers that handle packets in batches (the list may
+        be kept; it is the same list for every handler of that read, so do not change it). For
+        each batch, ``packets`` handlers run first, then ``message`` handlers once per packet.
+        An exception in a handler is logged and does not affect the node.
 
         Returns:
             ``handler``, so ``on`` can be used as a decorator factory's target.
