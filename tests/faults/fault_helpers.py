@@ -49,13 +49,6 @@ class Changed:
                 await self._event.wait()
 
 
-async def poll_until(predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Poll state that no event announces (a socket finishing its close), under a deadline."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - no event marks a socket's close
-            await asyncio.sleep(0.005)
-
-
 class EventLog:
     """Every event of one node, in the order they fired, with the loop time of each.
 

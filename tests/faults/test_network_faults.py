@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fault_helpers import DEADLINE, FAST, EventLog, FaultProxy, poll_until, uri_of
+from fault_helpers import DEADLINE, FAST, EventLog, FaultProxy, uri_of
+from node_links import extra_sockets_closed
 
 from transport import Node
 from transport._frames import HEADER_SIZE, FrameDecoder, encode_data
@@ -155,7 +156,9 @@ async def test_a_partition_is_detected_by_heartbeat_on_both_sides_and_heals_to_o
         assert log_b.lifecycle == [("connect", "a"), ("disconnect", "a", "lost"), ("connect", "a")]
         assert a.peers == ["b"] and b.peers == ["a"]
         # No duplicate remains: one socket per side, one proxied connection.
-        await poll_until(lambda: len(a._links) == 1 and len(b._links) == 1 and len(proxy.live) == 1)
+        await extra_sockets_closed(a, b)
+        await proxy.changed.wait_for(lambda: len(proxy.live) == 1)
+        assert len(a._links) == 1 and len(b._links) == 1
         assert len(a._core.connections) == 1 and len(b._core.connections) == 1
 
 

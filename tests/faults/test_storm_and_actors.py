@@ -9,7 +9,8 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from fault_helpers import DEADLINE, EventLog, poll_until, uri_of
+from fault_helpers import DEADLINE, EventLog, uri_of
+from node_links import extra_sockets_closed
 
 from actors import Actor, ActorSystem, DeadLetterError, Message, handler
 from transport import Node
@@ -44,7 +45,8 @@ async def test_a_connect_storm_leaves_one_connection_and_one_connect_per_side_pe
             assert sorted(log.lifecycle) == sorted(("connect", peer) for peer in others)
             assert sorted(node.peers) == sorted(others)
         # Every duplicate socket closes: one connection per pair remains on each side.
-        await poll_until(lambda: all(len(node._links) == STORM - 1 for node in nodes))
+        await extra_sockets_closed(*nodes)
+        assert all(len(node._links) == STORM - 1 for node in nodes)
         assert all(len(node._core.connections) == STORM - 1 for node in nodes)
 
         # Every surviving connection carries packets both ways.
@@ -162,4 +164,4 @@ async def test_bad_envelopes_are_dead_letters_answered_and_the_server_keeps_serv
         with pytest.raises(DeadLetterError):
             await good.ask("server", "echo", Ignored())
         assert server.stats().actors == 1
-        await poll_until(lambda: "evil" not in server.peers)
+        assert "evil" not in server.peers

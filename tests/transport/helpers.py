@@ -24,12 +24,14 @@ DEADLINE = 10.0
 class Recorder:
     """Records one node's ``connect``, ``disconnect`` and ``message`` events.
 
-    ``wait_for(predicate)`` waits, under a deadline, until the predicate over the recorded
-    events holds.
+    ``events`` holds ``("connect", peer)`` and ``("disconnect", peer, reason)`` in the order
+    they fired. ``wait_for(predicate)`` waits, under a deadline, until the predicate over the
+    recorded events holds.
     """
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.events: list[tuple[Any, ...]] = []
         self.connects: list[str] = []
         self.disconnects: list[tuple[str, str]] = []
         self.messages: list[tuple[str, Any]] = []
@@ -39,10 +41,12 @@ class Recorder:
         node.on("message", self._on_message)
 
     def _on_connect(self, peer_id: str, uri: str | None) -> None:
+        self.events.append(("connect", peer_id))
         self.connects.append(peer_id)
         self._notify()
 
     def _on_disconnect(self, peer_id: str, reason: str) -> None:
+        self.events.append(("disconnect", peer_id, reason))
         self.disconnects.append((peer_id, reason))
         self._notify()
 

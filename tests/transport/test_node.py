@@ -8,49 +8,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
-from helpers import RecordingProxy
+from helpers import Recorder, RecordingProxy
+from node_links import extra_sockets_closed
 
 import transport
 from transport import ConfigurationError, Node, NodeStateError
 
 DEADLINE = 10.0
 IDLE_SECONDS = 1.0
-
-
-class Recorder:
-    """Records a node's events and lets a test wait for a condition on them."""
-
-    def __init__(self, node: Node) -> None:
-        self.events: list[tuple[Any, ...]] = []
-        self.messages: list[tuple[str, Any]] = []
-        self._changed = asyncio.Event()
-        node.on("connect", lambda peer, uri: self._add(("connect", peer)))
-        node.on("disconnect", lambda peer, reason: self._add(("disconnect", peer, reason)))
-        node.on("message", self._message)
-
-    def _message(self, peer: str, packet: Any) -> None:
-        self.messages.append((peer, packet))
-        self._notify()
-
-    def _add(self, event: tuple[Any, ...]) -> None:
-        self.events.append(event)
-        self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await self._changed.wait()
-
-
-async def extra_sockets_closed(*nodes: Node, timeout: float = DEADLINE) -> None:
-    """Wait until every socket of these nodes that carries no up connection has closed."""
-    live = {conn.transport for node in nodes for conn in node._core.up.values()}
-    closing = [link.lost for node in nodes for link in node._links if link not in live]
-    await asyncio.wait_for(asyncio.gather(*closing), timeout)
 
 
 @asynccontextmanager
