@@ -728,61 +728,64 @@ class ActorSystem:
     # --- transport events ----------------------------------------------------------------------
 
     def _on_packets(self, peer_id: str, packets: list[Any]) -> None:
-        # Runs of tells to one idle actor are handled in a single call (`ActorCell.run_tells`);
-        # everything else goes through `_on_packet`, one packet at a time, in order.
+        # The hot path: well-formed tells and asks to a local actor with a known tag. A run of
+        # tells to one idle actor is handled in a single call (`ActorCell.run_tells`). Anything
+        # else, or any doubt, takes `_on_packet`, which explains what went wrong.
         index = 0
         count = len(packets)
         actors = self._actors
         while index < count and not self._closing:
             packet = packets[index]
-            if type(packet) is list and len(packet) == 7 and packet[0] == _TELL:
+            if (
+                type(packet) is list
+                and len(packet) == 7
+                and (packet[0] == _TELL or (packet[0] == _ASK and type(packet[6]) is int))
+            ):
                 try:
                     cell = actors.get(packet[1])
-                    tag = packet[2]
-                    cls = _message_classes.get(tag)
+                    cls = _message_classes.get(packet[2])
                 except TypeError:  # an unhashable target or tag
                     cell = cls = None
                 if cell is not None and cls is not None:
-                    after = cell.run_tells(peer_id, packets, index, tag, cls)
-                    if after != index:
-                        index = after
+                    if packet[0] == _TELL:
+                        after = cell.run_tells(peer_id, packets, index, packet[2], cls)
+                        if after != index:
+                            index = after
+                            continue
+                    if self._deliver_remote(peer_id, packet, cell, cls):
+                        index += 1
                         continue
             self._on_packet(peer_id, packet)
             index += 1
 
+    def _deliver_remote(
+        self, peer_id: str, packet: list[Any], cell: ActorCell, cls: type[Message]
+    ) -> bool:
+        """Validate a well-formed tell or ask for ``cell`` and run or queue it.
+
+        Returns:
+            False when the payload does not validate (nothing was done).
+        """
+        try:
+            message = cls.__pydantic_validator__.validate_python(packet[3])
+        except ValidationError:
+            return False
+        sender_name = packet[5]
+        if type(sender_name) is not str:
+            sender_name = None
+        if packet[0] == _TELL:
+            envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
+        else:
+            envelope = _new_envelope(Envelope, (message, peer_id, sender_name, peer_id, packet[6]))
+        if not cell.run_now(envelope):
+            cell.put(envelope)
+        return True
+
     def _on_packet(self, peer_id: str, packet: Any) -> None:
+        """The general path for one packet: replies, errors, and whatever the hot path refused
+        (unknown actor or tag, invalid payload, malformed envelope), reported as such."""
         if self._closing:
             return
-        # The hot path: a well-formed tell or ask to a local actor with a known tag. Anything else
-        # (or any doubt) takes the general path below, which explains what went wrong.
-        if (
-            type(packet) is list
-            and len(packet) == 7
-            and (packet[0] == _TELL or (packet[0] == _ASK and type(packet[6]) is int))
-        ):
-            try:
-                cell = self._actors.get(packet[1])
-                cls = _message_classes.get(packet[2])
-            except TypeError:  # an unhashable target or tag
-                cell = cls = None
-            if cell is not None and cls is not None:
-                try:
-                    message = cls.__pydantic_validator__.validate_python(packet[3])
-                except ValidationError:
-                    pass
-                else:
-                    sender_name = packet[5]
-                    if type(sender_name) is not str:
-                        sender_name = None
-                    if packet[0] == _TELL:
-                        envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
-                    else:
-                        envelope = _new_envelope(
-                            Envelope, (message, peer_id, sender_name, peer_id, packet[6])
-                        )
-                    if not cell.run_now(envelope):
-                        cell.put(envelope)
-                    return
         try:
             kind, target, tag, payload, _, sender_name, correlation_id = packet
         except (TypeError, ValueError):
