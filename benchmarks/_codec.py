@@ -19,7 +19,19 @@ from transport._frames import HEADER_SIZE, FrameDecoder, encode_data
 
 from ._messages import Sample
 
+try:
+    import ormsgpack
+except ImportError:
+    ormsgpack = None
+
+_NO_ORMSGPACK = "skipped: ormsgpack not installed"
+
 Variant = tuple[str, Callable[[], Any] | None, str]
+
+
+def _framed(body: bytes) -> bytes:
+    """A frame as the transport writes it: the body behind its uint32 length."""
+    return len(body).to_bytes(HEADER_SIZE, "big") + body
 
 
 def _rate(fn: Callable[[], Any], n: int, batch: int = 1) -> float:
@@ -46,18 +58,15 @@ def encode_variants() -> list[Variant]:
         return encode_data([0, "sink", tag, payload, "bench-driver", None, None])
 
     def model_dump() -> bytes:
-        body = packb([0, envelope(message.model_dump())])
-        return len(body).to_bytes(HEADER_SIZE, "big") + body
+        return _framed(packb([0, envelope(message.model_dump())]))
 
     serializer = Sample.__pydantic_serializer__
 
     def to_python() -> bytes:
-        body = packb([0, envelope(serializer.to_python(message))])
-        return len(body).to_bytes(HEADER_SIZE, "big") + body
+        return _framed(packb([0, envelope(serializer.to_python(message))]))
 
     def new_packer() -> bytes:
-        body = msgpack.packb([0, envelope(message.__dict__)], use_bin_type=True)
-        return len(body).to_bytes(HEADER_SIZE, "big") + body
+        return _framed(msgpack.packb([0, envelope(message.__dict__)], use_bin_type=True))
 
     variants: list[Variant] = [
         ("masterless: field dict + shared Packer (baseline)", masterless, ""),
@@ -65,10 +74,8 @@ def encode_variants() -> list[Variant]:
         ("pydantic-core to_python() + shared Packer", to_python, ""),
         ("field dict + msgpack.packb (a Packer per call)", new_packer, ""),
     ]
-    try:
-        import ormsgpack
-    except ImportError:
-        variants.append(("ormsgpack, native pydantic", None, "skipped: ormsgpack not installed"))
+    if ormsgpack is None:
+        variants.append(("ormsgpack, native pydantic", None, _NO_ORMSGPACK))
     else:
         option = ormsgpack.OPT_SERIALIZE_PYDANTIC
 
@@ -120,16 +127,8 @@ def decode_variants() -> list[Variant]:
         ("msgpack.unpackb per frame + validate_python", unpackb_each, ""),
         ("FrameDecoder + model_construct (NO validation, reference)", construct, ""),
     ]
-    try:
-        import ormsgpack
-    except ImportError:
-        variants.append(
-            (
-                "ormsgpack.unpackb per frame + validate_python",
-                None,
-                "skipped: ormsgpack not installed",
-            )
-        )
+    if ormsgpack is None:
+        variants.append(("ormsgpack.unpackb per frame + validate_python", None, _NO_ORMSGPACK))
     else:
 
         def ormsgpack_each() -> None:
