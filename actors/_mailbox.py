@@ -113,13 +113,11 @@ class ActorCell:
         Returns:
             False when nothing was done and the message must go to the mailbox.
         """
-        if self._waiter is None or self._queue or self._stopping or self._running_inline:
+        message = envelope.message
+        entry = self._inline_handler(type(message))
+        if entry is None:
             return False
         instance = self.instance
-        message = envelope.message
-        entry = type(instance)._handler_for(type(message))
-        if entry is None or entry.is_async:
-            return False
         context = self.context
         context._sender_node = envelope.sender_node
         context._sender_name = envelope.sender_name
@@ -128,9 +126,7 @@ class ActorCell:
         try:
             result = entry.function(instance, message)
         except Exception as exc:
-            # Supervision may await hooks: the mailbox task applies it before the next message.
-            self._failure = (entry, envelope, exc)
-            self._wake()
+            self._fail_inline(entry, envelope, exc)
             return True
         finally:
             current_actor.reset(token)
@@ -154,12 +150,10 @@ class ActorCell:
         Returns:
             The index of the first packet not handled (``index`` when none was).
         """
-        if self._waiter is None or self._queue or self._stopping or self._running_inline:
+        entry = self._inline_handler(cls)
+        if entry is None:
             return index
         instance = self.instance
-        entry = type(instance)._handler_for(cls)
-        if entry is None or entry.is_async:
-            return index
         function = entry.function
         validate = cls.__pydantic_validator__.validate_python
         name = self.name
@@ -191,11 +185,8 @@ class ActorCell:
                 try:
                     function(instance, message)
                 except Exception as exc:
-                    # Supervision may await hooks: the mailbox task applies it before the next
-                    # message, so the run ends here.
-                    self._failure = (entry, Envelope(message, peer_id, sender_name, None, 0), exc)
-                    self._wake()
-                    break
+                    self._fail_inline(entry, Envelope(message, peer_id, sender_name, None, 0), exc)
+                    break  # the mailbox task supervises before the next message
                 if self._queue or self._stopping:
                     break
         finally:
@@ -203,6 +194,24 @@ class ActorCell:
             context._sender_node = context._sender_name = None
             self._running_inline = False
         return index
+
+    def _inline_handler(self, message_type: type[Message]) -> _Handler | None:
+        """The handler to run a message of this type now, in the caller's stack, or None.
+
+        That is allowed when the actor is idle (its task waits for mail, nothing is queued, it
+        is not stopping or already running one inline) and the handler is synchronous.
+        """
+        if self._waiter is None or self._queue or self._stopping or self._running_inline:
+            return None
+        entry = type(self.instance)._handler_for(message_type)
+        if entry is None or entry.is_async:
+            return None
+        return entry
+
+    def _fail_inline(self, entry: _Handler, envelope: Envelope, exc: Exception) -> None:
+        # Supervision may await hooks: the mailbox task applies it before the next message.
+        self._failure = (entry, envelope, exc)
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -214,11 +223,7 @@ class ActorCell:
     def request_stop(self) -> None:
         """Stop after the message being handled; the rest of the mailbox becomes dead letters."""
         self._stopping = True
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake()
 
     def handles(self, message_type: type[Message]) -> bool:
         """Whether the current instance has a handler for ``message_type``."""
