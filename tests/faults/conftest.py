@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from fault_helpers import FaultProxy, NodeProcess
+from fault_helpers import FaultProxy, NodeProcess, Proxies
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,7 +16,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-async def proxies() -> AsyncIterator[Callable[[str], Awaitable[FaultProxy]]]:
+async def proxies() -> AsyncIterator[Proxies]:
     """Start fault proxies to given target uris; all are closed at teardown."""
     started: list[FaultProxy] = []
 

@@ -14,7 +14,8 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -428,3 +429,22 @@ class NodeProcess:
             with contextlib.suppress(OSError):
                 await self.process.stdin.wait_closed()
         await self._reader
+
+
+Proxies = Callable[[str], Awaitable[FaultProxy]]
+"""The ``proxies`` fixture: starts a fault proxy in front of a target uri."""
+
+
+@asynccontextmanager
+async def linked(
+    proxies: Proxies, **options: Any
+) -> AsyncIterator[tuple[Node, Node, EventLog, EventLog, FaultProxy]]:
+    """Nodes a and b, a dialed b through a fault proxy (so a keeps b and re-dials the proxy)."""
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(Node("a", **options))
+        b = await stack.enter_async_context(Node("b", **options))
+        log_a, log_b = EventLog(a), EventLog(b)
+        proxy = await proxies(uri_of(b))
+        assert await a.connect(proxy.uri) == "b"
+        await log_b.wait_event(("connect", "a"))
+        yield a, b, log_a, log_b, proxy

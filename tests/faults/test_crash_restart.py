@@ -12,12 +12,11 @@ import signal
 from collections.abc import Awaitable, Callable
 
 import pytest
-from fault_helpers import FAST, EventLog, FaultProxy, NodeProcess, uri_of
+from fault_helpers import FAST, EventLog, NodeProcess, Proxies, uri_of
 
 from transport import Node
 
 Processes = Callable[..., Awaitable[NodeProcess]]
-Proxies = Callable[[str], Awaitable[FaultProxy]]
 QUEUE = 20
 
 

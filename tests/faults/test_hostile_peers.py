@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 
-from fault_helpers import DEADLINE, Changed, EventLog, FaultProxy, port_of, uri_of
+from fault_helpers import DEADLINE, Changed, EventLog, Proxies, port_of, uri_of
 
 from transport import AuthenticationError, HandshakeError, Node
 from transport._frames import FrameDecoder, encode_frame
 
 COOKIE = b"fault-suite-cookie"
-Proxies = Callable[[str], Awaitable[FaultProxy]]
 
 
 async def test_a_replayed_listener_session_does_not_authenticate_to_an_honest_dialer(

@@ -8,32 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack
 
-from fault_helpers import DEADLINE, FAST, EventLog, FaultProxy, uri_of
+from fault_helpers import DEADLINE, FAST, EventLog, Proxies, linked, uri_of
 from node_links import extra_sockets_closed
 
 from transport import Node
 from transport._frames import HEADER_SIZE, FrameDecoder, encode_data
-
-ProxyFactory = Callable[[str], Awaitable[FaultProxy]]
-
-
-@asynccontextmanager
-async def linked(
-    proxies: ProxyFactory, **options: Any
-) -> AsyncIterator[tuple[Node, Node, EventLog, EventLog, FaultProxy]]:
-    """Nodes a and b, a dialed b through a fault proxy (so a keeps b and re-dials the proxy)."""
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(Node("a", **options))
-        b = await stack.enter_async_context(Node("b", **options))
-        log_a, log_b = EventLog(a), EventLog(b)
-        proxy = await proxies(uri_of(b))
-        assert await a.connect(proxy.uri) == "b"
-        await log_b.wait_event(("connect", "a"))
-        yield a, b, log_a, log_b, proxy
 
 
 def data_frames(raw: bytes | bytearray) -> tuple[int, int]:
@@ -50,7 +31,7 @@ PAYLOAD = b"x" * 10_000
 
 
 async def test_a_reset_mid_frame_delivers_no_partial_packet_and_fifo_holds_after_reconnect(
-    proxies: ProxyFactory,
+    proxies: Proxies,
 ) -> None:
     async with linked(proxies, **FAST) as (a, _, log_a, log_b, proxy):
         frame = len(encode_data([0, PAYLOAD]))
@@ -82,7 +63,7 @@ async def test_a_reset_mid_frame_delivers_no_partial_packet_and_fifo_holds_after
 
 
 async def test_a_link_that_drips_one_byte_at_a_time_delivers_whole_packets_in_order(
-    proxies: ProxyFactory,
+    proxies: Proxies,
 ) -> None:
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(Node("a", cookie=b"drip", **FAST))
@@ -102,7 +83,7 @@ async def test_a_link_that_drips_one_byte_at_a_time_delivers_whole_packets_in_or
 
 
 async def test_a_slow_link_below_the_heartbeat_timeout_changes_only_timing(
-    proxies: ProxyFactory,
+    proxies: Proxies,
 ) -> None:
     async with linked(proxies, **FAST) as (a, b, log_a, log_b, proxy):
         proxy.delay(0.1)  # a quarter of heartbeat_timeout, on every chunk both ways
@@ -120,7 +101,7 @@ async def test_a_slow_link_below_the_heartbeat_timeout_changes_only_timing(
 
 
 async def test_a_partition_is_detected_by_heartbeat_on_both_sides_and_heals_to_one_connection(
-    proxies: ProxyFactory,
+    proxies: Proxies,
 ) -> None:
     timeout = FAST["heartbeat_timeout"]
     async with linked(proxies, **FAST) as (a, b, log_a, log_b, proxy):
@@ -178,7 +159,7 @@ def buffered_toward(node: Node, peer: str) -> int:
 
 
 async def test_a_peer_that_stops_reading_gets_backpressure_and_bounded_sender_memory(
-    proxies: ProxyFactory,
+    proxies: Proxies,
 ) -> None:
     options = {
         "heartbeat_interval": 0.05,

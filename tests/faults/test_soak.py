@@ -22,12 +22,10 @@ import asyncio
 import os
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import pytest
-from fault_helpers import FAST, EventLog, FaultProxy, uri_of
+from fault_helpers import FAST, FaultProxy, Proxies, linked
 
 from transport import Node
 
@@ -35,8 +33,6 @@ SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "5"))
 SOAK_SEED = int(os.environ.get("SOAK_SEED", str(random.randrange(2**32))))
 BURST = 10
 PACE = 0.002
-
-Proxies = Callable[[str], Awaitable[FaultProxy]]
 
 
 @dataclass
@@ -132,14 +128,7 @@ async def test_soak_every_packet_is_delivered_in_order_or_accounted_for(
 ) -> None:
     rng = random.Random(SOAK_SEED)
     options = {**FAST, "queue_max_packets": 2000}
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(Node("a", **options))
-        b = await stack.enter_async_context(Node("b", **options))
-        log_a, log_b = EventLog(a), EventLog(b)
-        proxy = await proxies(uri_of(b))
-        assert await a.connect(proxy.uri) == "b"
-        await log_b.wait_event(("connect", "a"))
-
+    async with linked(proxies, **options) as (a, b, log_a, log_b, proxy):
         a_to_b, b_to_a = Sender(a, "b"), Sender(b, "a")
         stop = asyncio.Event()
         senders = [asyncio.ensure_future(s.run(stop)) for s in (a_to_b, b_to_a)]
