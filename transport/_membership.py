@@ -396,7 +396,13 @@ class Membership:
                     f"hello from {peer_id!r} carries the entry of {own.node_id!r}/{own.incarnation}"
                 )
             self._speaks.add(peer_id)
+            known = self._entries.get(peer_id)
+            fresh = known is None or known.key() < own.key()
             self._merge(peer_id, [own], now)
+            if fresh and self._entries.get(peer_id) is not known:
+                # First-hand news of a member (a newcomer, a new incarnation): introduce it to
+                # everyone here at once instead of waiting for anti-entropy.
+                self._broadcast([self._entries[peer_id]], exclude=peer_id)
             self._answer_digest(peer_id, digest)
         elif op == "sync" and len(body) == 2 and type(body[1]) is bytes:
             if body[1] != self.view_hash():
