@@ -16,6 +16,7 @@ Example:
 import logging
 
 from ._handshake import PROTOCOL_VERSION
+from ._membership import Member, MembershipConfig
 from ._node import EventName, Handler, Node
 from ._uri import parse_uri
 from .errors import (
@@ -40,6 +41,8 @@ __all__ = [
     "FrameTooLarge",
     "Handler",
     "HandshakeError",
+    "Member",
+    "MembershipConfig",
     "Node",
     "NodeStateError",
     "ProtocolError",

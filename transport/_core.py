@@ -37,6 +37,7 @@ from ._dedup import Claim, Committed, Verdict, judge_claim
 from ._events import (
     DialOutcome,
     Event,
+    MembershipReceived,
     PacketsReceived,
     PeerConnected,
     PeerDisconnected,
@@ -51,6 +52,7 @@ from ._handshake import (
     error_for_reject,
     reject_body,
 )
+from ._membership import TAG_MEMBERSHIP
 from .errors import HandshakeError, ProtocolError, TransportError
 
 __all__ = ["CoreConfig", "NodeCore"]
@@ -337,6 +339,24 @@ class NodeCore:
         record.queue_bytes += len(frame)
         return True
 
+    def send_membership(self, peer_id: str, body: Any) -> bool:
+        """Queue a membership control frame for ``peer_id``'s up connection.
+
+        Control frames skip the high-water check (they are small and bounded by the
+        membership's gossip size) and are never queued for a peer that is not connected.
+        """
+        conn = self.up.get(peer_id)
+        if conn is None:
+            return False
+        self._write_body(conn, [TAG_MEMBERSHIP, body])
+        return True
+
+    def drop(self, peer_id: str, error: TransportError) -> None:
+        """Fail ``peer_id``'s up connection because of ``error`` (logged; kept peers re-dial)."""
+        conn = self.up.get(peer_id)
+        if conn is not None:
+            self._fail(conn, error)
+
     def keep(self, peer_id: str, flag: bool, uri: str | None = None) -> bool:
         """Mark ``peer_id`` kept (re-dialed on loss) or not; ``uri`` updates where to dial.
 
@@ -439,6 +459,10 @@ class NodeCore:
             return
         if tag == TAG_GOODBYE and len(body) == 2:
             self._close(conn, "closed")
+            return
+        if tag == TAG_MEMBERSHIP and len(body) == 2:
+            assert conn.peer is not None
+            self.events.append(MembershipReceived(conn.peer.node_id, body[1]))
             return
         self._fail(conn, ProtocolError(f"unknown control frame: {reprlib.repr(body)}"))
 
@@ -639,7 +663,8 @@ class NodeCore:
         assert peer is not None
         if self.up.get(peer.node_id) is conn:
             del self.up[peer.node_id]
-            self.events.append(PeerDisconnected(peer.node_id, reason))
+            last_heard = None if conn.received else conn.last_received
+            self.events.append(PeerDisconnected(peer.node_id, reason, last_heard))
             if redial:
                 self._redial_if_kept(peer.node_id)
             record = self._records.get(peer.node_id)

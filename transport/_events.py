@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DialOutcome",
     "Event",
+    "MembershipReceived",
     "PacketsReceived",
     "PeerConnected",
     "PeerDisconnected",
@@ -27,10 +28,15 @@ class PeerConnected(NamedTuple):
 
 
 class PeerDisconnected(NamedTuple):
-    """A connection that was up ended; ``reason`` is closed, lost or restarted."""
+    """A connection that was up ended; ``reason`` is closed, lost or restarted.
+
+    ``last_heard`` is the core's time of the last tick that found the connection had received
+    something (None: it received since the last tick).
+    """
 
     peer_id: str
     reason: str
+    last_heard: float | None = None
 
 
 class PacketsReceived(NamedTuple):
@@ -59,4 +65,18 @@ class DialOutcome(NamedTuple):
     error: TransportError | None
 
 
-Event = PeerConnected | PeerDisconnected | PacketsReceived | RedialNeeded | DialOutcome
+class MembershipReceived(NamedTuple):
+    """A membership control body from an up connection (see :mod:`transport._membership`)."""
+
+    peer_id: str
+    body: Any
+
+
+Event = (
+    PeerConnected
+    | PeerDisconnected
+    | PacketsReceived
+    | RedialNeeded
+    | DialOutcome
+    | MembershipReceived
+)

@@ -59,6 +59,7 @@ from typing import Any, Literal, NamedTuple
 from .errors import ProtocolError
 
 __all__ = [
+    "TAG_MEMBERSHIP",
     "Action",
     "ForgetPeer",
     "KeepPeer",
@@ -73,6 +74,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("transport")
+
+TAG_MEMBERSHIP = 4
+"""Session-frame tag of membership control frames: ``[4, body]``."""
 
 _MAX_ID = 255
 _MAX_URI = 1024

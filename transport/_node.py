@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, overload
 
 from . import _frames
+from ._cluster import Cluster
 from ._connection import Connection
 from ._core import CoreConfig, NodeCore
 from ._events import (
     DialOutcome,
+    MembershipReceived,
     PacketsReceived,
     PeerConnected,
     PeerDisconnected,
@@ -30,6 +32,7 @@ from ._events import (
 from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._handshake import LocalIdentity
 from ._link import Link
+from ._membership import Member, MembershipConfig
 from ._uri import format_uri, is_loopback, parse_uri
 from .errors import (
     ConfigurationError,
@@ -44,14 +47,42 @@ __all__ = ["EventName", "Handler", "Node"]
 
 logger = logging.getLogger("transport")
 
-EventName = Literal["listening", "connect", "disconnect", "message", "packets"]
+EventName = Literal[
+    "listening",
+    "connect",
+    "disconnect",
+    "message",
+    "packets",
+    "member_up",
+    "member_down",
+    "member_updated",
+]
 """The events :meth:`Node.on` accepts."""
 Handler = Callable[..., Any]
 """An event handler: a function or coroutine function taking the event's arguments."""
-_EVENTS: tuple[str, ...] = ("listening", "connect", "disconnect", "message", "packets")
+_EVENTS: tuple[str, ...] = (
+    "listening",
+    "connect",
+    "disconnect",
+    "message",
+    "packets",
+    "member_up",
+    "member_down",
+    "member_updated",
+)
+# The default down_after is the heartbeat timeout plus this much: one re-dial attempt.
+_REDIAL_GRACE = 1.0
 _CLOSE_GRACE = 2.0
 # Sends closer together than this (seconds) are treated as one burst and coalesced.
 _BURST_GAP = 20e-6
+
+
+def _dialable(uri: str) -> bool:
+    try:
+        parse_uri(uri)
+    except ConfigurationError:
+        return False
+    return True
 
 
 class Node:
@@ -79,6 +110,16 @@ class Node:
         low_water: buffer size below which ``drained()`` returns.
         reconnect_initial: first re-dial delay of a kept peer, in seconds.
         reconnect_max: largest re-dial delay, in seconds.
+        seeds: uris of cluster members to join through at ``start()`` (each is retried with
+            backoff until it answers once; this node's own uri is skipped). Giving seeds
+            turns ``cluster`` on.
+        cluster: take part in cluster membership (gossip, ``member_up``/``member_down``,
+            dialling every member); a first node with no seeds passes ``cluster=True``.
+        down_after: seconds of silence before an unreachable member is checked through the
+            others and declared down; defaults to ``heartbeat_timeout`` + 1 s.
+        max_members: most members this node's view holds.
+        cluster_config: every membership timing and limit at once (overrides
+            ``down_after`` and ``max_members``).
 
     Raises:
         ConfigurationError: an argument is invalid, or the bind is unsafe.
@@ -106,6 +147,11 @@ class Node:
         low_water: int = 256 * 1024,
         reconnect_initial: float = 0.1,
         reconnect_max: float = 5.0,
+        seeds: Iterable[str] = (),
+        cluster: bool = False,
+        down_after: float | None = None,
+        max_members: int = 1000,
+        cluster_config: MembershipConfig | None = None,
     ) -> None:
         if not isinstance(node_id, str) or not 0 < len(node_id) <= 255:
             raise ConfigurationError("node_id must be a string of 1 to 255 characters")
@@ -170,6 +216,24 @@ class Node:
         self._ticker: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        seed_list = list(seeds)
+        for seed in seed_list:
+            parse_uri(seed)
+        self._cluster: Cluster | None = None
+        self._dialled: dict[str, str] = {}  # peer id -> the uri connect() reached it at
+        if cluster or seed_list or cluster_config is not None:
+            if cluster_config is None:
+                if down_after is None:
+                    down_after = heartbeat_timeout + _REDIAL_GRACE
+                if down_after <= 0 or max_members < 1:
+                    raise ConfigurationError("need down_after > 0 and max_members >= 1")
+                cluster_config = MembershipConfig(
+                    down_after=down_after,
+                    check_timeout=heartbeat_interval,
+                    gossip_interval=heartbeat_interval,
+                    max_members=max_members,
+                )
+            self._cluster = Cluster(self, cluster_config, seed_list, b"", _dialable)
 
     # -- properties -----------------------------------------------------------------------------
 
@@ -187,6 +251,21 @@ class Node:
     def incarnation(self) -> int:
         """Random 64-bit number drawn at ``start()``; tells a restarted node from a live one."""
         return self._core.local.incarnation
+
+    @property
+    def members(self) -> dict[str, Member]:
+        """The cluster's members as this node sees them, by id, this node included.
+
+        A member is listed from its ``member_up`` to its ``member_down``; its ``status`` is
+        ``"up"`` while this node is connected to it and ``"unreachable"`` while only other
+        members are. Empty when the node is not in a cluster or not started.
+        """
+        return {} if self._cluster is None else self._cluster.members
+
+    @property
+    def metadata(self) -> bytes:
+        """The opaque blob this node publishes to the cluster (see :meth:`set_metadata`)."""
+        return b"" if self._cluster is None else self._cluster.metadata
 
     def info(self) -> str | None:
         """The uri announced to peers (``tcp://host:port``), or None before ``start()``."""
@@ -297,6 +376,8 @@ class Node:
         self._uri = self._advertise or format_uri(self._host, port)
         self._core.local = LocalIdentity(self._id, secrets.randbits(64), self._uri)
         self._closed = self._loop.create_future()
+        if self._cluster is not None:
+            self._cluster.start(self._core.local.incarnation, self._uri, self._loop.time())
         self._ticker = self._loop.create_task(self._tick_forever())
         self._state = "running"
         logger.info("node %s listening on %s", self._id, self._uri)
@@ -319,6 +400,10 @@ class Node:
             await asyncio.shield(self._closed)
             return
         self._state = "closing"
+        if self._cluster is not None:
+            # The left entry goes out before the goodbyes, in order on each connection.
+            self._cluster.leave()
+            await self._cluster.stop()
         self._core.close()
         self._after_core(flush=True)
         tasks: list[asyncio.Task[Any]] = list(self._redialers.values())
@@ -358,7 +443,10 @@ class Node:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
-            self._core.tick(self._loop.time())
+            now = self._loop.time()
+            self._core.tick(now)
+            if self._cluster is not None:
+                self._cluster.tick(now)
             self._after_core(flush=True)
 
     # -- dialing --------------------------------------------------------------------------------
@@ -380,6 +468,8 @@ class Node:
         """
         self._require_running()
         peer_id = await self._dial(uri, self._handshake_timeout if timeout is None else timeout)
+        if self._cluster is not None:
+            self._dialled[peer_id] = uri
         self._core.keep(peer_id, True, uri)
         self._after_core(flush=True)
         return peer_id
@@ -463,6 +553,7 @@ class Node:
     async def disconnect(self, peer_id: str) -> None:
         """Close the connection to ``peer_id`` with a goodbye and stop keeping it."""
         self._require_running()
+        self._dialled.pop(peer_id, None)
         task = self._redialers.pop(peer_id, None)
         if task is not None:
             task.cancel()
@@ -495,6 +586,81 @@ class Node:
             if task is not None:
                 task.cancel()
         self._after_core(flush=True)
+
+    # -- cluster ----------------------------------------------------------------------------------
+
+    def _require_cluster(self) -> Cluster:
+        if self._cluster is None:
+            raise NodeStateError(
+                f"node {self._id!r} is not in a cluster: pass seeds=[...] or cluster=True"
+            )
+        return self._cluster
+
+    async def join(self, uri: str, *, timeout: float | None = None) -> str:
+        """Join the cluster through the member at ``uri``; returns that member's id.
+
+        Returns once that member's list has arrived; the members this node lacks are being
+        dialled then (``wait_for_members`` waits for them).
+
+        Raises:
+            NodeStateError: the node is not running or not in a cluster.
+            ConnectError: ``uri`` is unreachable or the join timed out.
+            AuthenticationError: cookies differ.
+        """
+        self._require_running()
+        cluster = self._require_cluster()
+        limit = self._handshake_timeout if timeout is None else timeout
+        try:
+            return await cluster.join(uri, limit)
+        except TimeoutError as exc:
+            raise ConnectError(f"joining through {uri} timed out after {limit} s") from exc
+
+    async def wait_for_members(
+        self, count: int, *, timeout: float | None = None
+    ) -> dict[str, Member]:
+        """Wait until :attr:`members` holds at least ``count`` members (this node included).
+
+        Raises:
+            NodeStateError: the node is not running or not in a cluster, or it closed.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        self._require_running()
+        return await self._require_cluster().wait_for_members(count, timeout)
+
+    def set_metadata(self, metadata: bytes) -> None:
+        """Publish ``metadata``, an opaque blob gossiped to every member with this node's entry.
+
+        The mesh never reads it; the actor layer keeps its groups there. Members see the new
+        blob through ``member_updated`` and :attr:`members`.
+
+        Raises:
+            NodeStateError: the node is not in a cluster.
+            ConfigurationError: the blob is larger than the cluster's ``max_metadata``.
+        """
+        cluster = self._require_cluster()
+        try:
+            cluster.set_metadata(bytes(metadata), self._loop.time() if self._loop else 0.0)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        if self._loop is not None:
+            self._after_core(flush=True)
+
+    def _send_membership(self, peer_id: str, body: list[Any]) -> bool:
+        return self._core.send_membership(peer_id, body)
+
+    def _keep_member(self, peer_id: str, uri: str) -> None:
+        if self._state == "running":
+            # A uri this node dialled itself (a proxy, a NAT address) beats the advertised one.
+            self._core.keep(peer_id, True, self._dialled.get(peer_id, uri))
+
+    def _forget_member(self, peer_id: str) -> None:
+        task = self._redialers.pop(peer_id, None)
+        if task is not None:
+            task.cancel()
+        self._core.keep(peer_id, False)
+
+    def _drop_peer(self, peer_id: str, error: TransportError) -> None:
+        self._core.drop(peer_id, error)
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -571,7 +737,7 @@ class Node:
 
     def _after_core(self, *, flush: bool) -> None:
         core = self._core
-        if core.events:
+        while core.events:  # handlers (the cluster's) may queue more
             self._dispatch(core.take_events())
         if core.dirty:
             if flush:
@@ -607,12 +773,24 @@ class Node:
                 for waiter in self._peer_waiters.pop(event.peer_id, ()):
                     if not waiter.done():
                         waiter.set_result(None)
+                if self._cluster is not None:
+                    conn = self._core.up.get(event.peer_id)
+                    if conn is not None and conn.peer is not None:
+                        now = self._loop.time()
+                        self._cluster.connection_up(event.peer_id, conn.peer.incarnation, now)
                 self._emit("connect", event.peer_id, event.uri)
             elif kind is PeerDisconnected:
                 logger.info(
                     "node %s: disconnected from %s (%s)", self._id, event.peer_id, event.reason
                 )
+                if self._cluster is not None:
+                    self._cluster.connection_down(
+                        event.peer_id, self._loop.time(), event.last_heard
+                    )
                 self._emit("disconnect", event.peer_id, event.reason)
+            elif kind is MembershipReceived:
+                if self._cluster is not None:
+                    self._cluster.receive(event.peer_id, event.body, self._loop.time())
             elif kind is RedialNeeded:
                 self._start_redial(event.peer_id, event.uri)
             elif kind is DialOutcome:
