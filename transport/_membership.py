@@ -242,6 +242,8 @@ class _Stats:
     received_messages: int = 0
     refutations: int = 0
     declared_down: int = 0
+    checks_started: int = 0
+    checks_alive: int = 0  # checks that found the member heard by another member
     rejected: dict[str, int] = field(default_factory=dict)
 
 
@@ -508,6 +510,7 @@ class Membership:
         if len(helpers) > self.config.max_checks:
             helpers = self._rng.sample(helpers, self.config.max_checks)
         self._check_seq += 1
+        self.stats.checks_started += 1
         local.check = _Check(self._check_seq, set(helpers), now + self.config.check_timeout)
         logger.info(
             "node %s: %s silent for %.1f s; asking %d member(s) whether they hear it",
@@ -529,6 +532,7 @@ class Membership:
             return
         check.waiting.discard(peer_id)
         if heard:
+            self.stats.checks_alive += 1
             local.check = None
             local.next_check = now + self.config.check_timeout
             if not local.announced:
