@@ -263,6 +263,11 @@ class Node:
         return {} if self._cluster is None else self._cluster.members
 
     @property
+    def clustered(self) -> bool:
+        """True when this node takes part in cluster membership (``seeds`` or ``cluster``)."""
+        return self._cluster is not None
+
+    @property
     def metadata(self) -> bytes:
         """The opaque blob this node publishes to the cluster (see :meth:`set_metadata`)."""
         return b"" if self._cluster is None else self._cluster.metadata
