@@ -259,7 +259,8 @@ class Cluster:
     async def wait_for_members(self, count: int, timeout: float | None) -> dict[str, Member]:
         """Wait until at least ``count`` members (this node included) are in the view."""
         assert self._loop is not None
-        if len(self.members) >= count:
+        assert self.membership is not None
+        if self.membership.member_count >= count:
             return self.members
         waiter: asyncio.Future[None] = self._loop.create_future()
         entry = (count, waiter)
@@ -273,7 +274,8 @@ class Cluster:
         return self.members
 
     def _wake_member_waiters(self) -> None:
-        size = len(self.members)
+        assert self.membership is not None
+        size = self.membership.member_count
         for count, waiter in self._member_waiters:
             if size >= count and not waiter.done():
                 waiter.set_result(None)

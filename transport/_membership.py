@@ -234,6 +234,7 @@ class _Local:
     check: _Check | None = None
     next_check: float = 0.0
     since: float = 0.0  # when the entry last changed status (tombstone age)
+    keep_at: float | None = None  # when to ask for a connection (the higher id waits)
 
 
 @dataclass(slots=True)
@@ -288,6 +289,7 @@ class Membership:
         self._next_sync = now + rng.uniform(0, config.gossip_interval)
         self._check_seq = 0
         self._hash: bytes | None = None
+        self._announced = 0
         self.left = False
         self.stats = _Stats()
 
@@ -302,6 +304,11 @@ class Membership:
             if local.announced and entry is not None and entry.status is MemberStatus.UP:
                 view[node_id] = self._member(entry)
         return view
+
+    @property
+    def member_count(self) -> int:
+        """``len(members)``, without building the dict."""
+        return self._announced + 1
 
     @property
     def version(self) -> int:
@@ -352,12 +359,15 @@ class Membership:
             return
         self._connected[peer_id] = incarnation
         self._speaks.discard(peer_id)
-        self._send(peer_id, ["hello", self._self.wire(), self._digest()])
+        self._send(peer_id, ["hello", self._self.wire(), self.view_hash()])
         entry = self._entries.get(peer_id)
         if entry is None:
             return
         local = self._local_for(peer_id, now)
         local.last_heard = now
+        if local.keep_at is not None:
+            local.keep_at = None
+            self._actions.append(KeepPeer(peer_id, entry.uri))
         if entry.incarnation != incarnation:
             if entry.status is MemberStatus.UP:
                 # The transport authenticated a new incarnation: the old one is gone.
@@ -394,9 +404,8 @@ class Membership:
         if type(body) is not list or not body or type(body[0]) is not str:
             raise ProtocolError("malformed membership message: expected [op, ...]")
         op = body[0]
-        if op == "hello" and len(body) == 3:
+        if op == "hello" and len(body) == 3 and type(body[2]) is bytes:
             own = self._parse_entry(body[1])
-            digest = self._parse_digest(body[2])
             if own.node_id != peer_id or own.incarnation != self._connected[peer_id]:
                 raise ProtocolError(
                     f"hello from {peer_id!r} carries the entry of {own.node_id!r}/{own.incarnation}"
@@ -409,7 +418,8 @@ class Membership:
                 # First-hand news of a member (a newcomer, a new incarnation): introduce it to
                 # everyone here at once instead of waiting for anti-entropy.
                 self._broadcast([self._entries[peer_id]], exclude=peer_id)
-            self._answer_digest(peer_id, digest)
+            if body[2] != self.view_hash():
+                self._send(peer_id, ["digest", self._digest()])
         elif op == "sync" and len(body) == 2 and type(body[1]) is bytes:
             if body[1] != self.view_hash():
                 self._send(peer_id, ["digest", self._digest()])
@@ -441,9 +451,16 @@ class Membership:
             partners = sorted(self._speaks)
             if partners:
                 self._send(self._rng.choice(partners), ["sync", self.view_hash()])
-        for node_id in sorted(self._local):
+        connected = self._connected
+        for node_id, local in list(self._local.items()):
+            if local.keep_at is not None and now >= local.keep_at:
+                entry = self._entries.get(node_id)
+                local.keep_at = None
+                if entry is not None and entry.status is not MemberStatus.LEFT:
+                    self._actions.append(KeepPeer(node_id, entry.uri))
+            if local.connected_incarnation is not None and node_id in connected:
+                continue
             entry = self._entries.get(node_id)
-            local = self._local[node_id]
             if entry is None:
                 continue
             if entry.status is not MemberStatus.UP:
@@ -627,12 +644,15 @@ class Membership:
         if old is not None and old.status is MemberStatus.UP and local.announced:
             if new.status is not MemberStatus.UP:
                 local.announced = False
+                self._announced -= 1
                 self._actions.append(MemberDown(self._member(old), _REASONS[new.status], detected))
             elif new.incarnation != old.incarnation:
                 local.announced = False
+                self._announced -= 1
                 self._actions.append(MemberDown(self._member(old), "restarted", detected))
         if new.status is MemberStatus.LEFT:
             local.check = None
+            local.keep_at = None
             self._actions.append(ForgetPeer(node_id))
             return
         if new.status is not MemberStatus.UP:
@@ -644,7 +664,12 @@ class Membership:
             local.check = None
             local.next_check = 0.0
         if old is None or old.uri != new.uri or old.status is not MemberStatus.UP:
-            self._actions.append(KeepPeer(node_id, new.uri))
+            if node_id in self._connected or self.node_id < node_id:
+                self._actions.append(KeepPeer(node_id, new.uri))
+            else:
+                # Both ends learn of each other at about the same time; the lower id dials
+                # first, so that most pairs open one connection instead of two.
+                local.keep_at = now + self.config.gossip_interval
         connected = self._connected.get(node_id)
         if connected == new.incarnation:
             local.connected_incarnation = connected
@@ -664,6 +689,7 @@ class Membership:
 
     def _announce(self, entry: _Entry, local: _Local) -> None:
         local.announced = True
+        self._announced += 1
         self._actions.append(MemberUp(self._member(entry)))
 
     def _forget(self, node_id: str) -> None:

@@ -8,6 +8,7 @@ one ``transport.write``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -77,6 +78,7 @@ _CLOSE_GRACE = 2.0
 _BURST_GAP = 20e-6
 
 
+@functools.lru_cache(maxsize=4096)
 def _dialable(uri: str) -> bool:
     try:
         parse_uri(uri)
