@@ -11,7 +11,7 @@ from actors._envelope import ReplyTo
 
 __all__ = ["DeadLetter", "DeadLetterOffice"]
 
-logger = logging.getLogger("actors._system")  # the logger name the docs give users
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

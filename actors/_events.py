@@ -14,7 +14,7 @@ from actors.errors import ActorUsageError
 
 __all__ = ["EVENTS", "EventHub", "NodeDown", "NodeUp", "SystemEvent"]
 
-logger = logging.getLogger("actors._system")
+logger = logging.getLogger(__name__)
 
 SystemEvent = Literal["node_up", "node_down", "dead_letter"]
 """The events :meth:`ActorSystem.on` accepts."""
