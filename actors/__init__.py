@@ -32,7 +32,6 @@ from actors._events import NodeDown, NodeUp, SystemEvent
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
 from actors._system import ActorSystem, SystemStats
-from actors._tuning import tune_gc
 from actors.errors import (
     ActorError,
     ActorNotFoundError,
@@ -85,7 +84,6 @@ __all__ = [
     "handler",
     "message_class",
     "message_tag",
-    "tune_gc",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
