@@ -1,9 +1,10 @@
 """One actor's mailbox: a queue drained by a single task, plus supervision.
 
-Each spawned actor owns an `ActorCell`: a deque of envelopes and one asyncio task that takes
-them out in arrival order and runs the handler. Putting a message in the mailbox appends to the
-deque and, only when the task is idle, resolves the one future it sleeps on; no task, future or
-lock is created per message.
+Each spawned actor owns an `ActorCell`: a deque of deliveries (`actors._envelope.Delivery`) and
+one asyncio task that takes them out in arrival order and runs the handler. Putting a message in
+the mailbox appends to the deque and, only when the task is idle, resolves the one future it
+sleeps on; no task, future or lock is created per message. The cell answers an ask through the
+delivery's reply capability and reaches its system only through `CellHost`.
 """
 
 from __future__ import annotations

@@ -30,15 +30,15 @@ from actors._envelope import (
     tell_packet,
 )
 from actors._events import EventHub, NodeDown, NodeUp, SystemEvent
-from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Supervision, current_actor
+from actors._mailbox import ActorCell, Supervision, current_actor
 from actors._message import Message
 from actors._pending import PendingAsk, PendingAsks
 from actors._receive import Receiver
+from actors._spawn import checked_spawn
 from actors.errors import (
     ActorNotFoundError,
     ActorUsageError,
     EncodeError,
-    HandlerDefinitionError,
     NodeDownError,
     NodeError,
     SpawnError,
@@ -299,42 +299,9 @@ class ActorSystem:
             SystemClosedError: The system is closed.
         """
         self._check_open()
-        if not isinstance(name, str) or not name:
-            raise SpawnError(f"actor name must be a non-empty str, not {name!r}")
-        if name in self._actors:
+        if isinstance(name, str) and name in self._actors:
             raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
-        if supervision not in SUPERVISION_POLICIES:
-            raise SpawnError(
-                f"unknown supervision policy {supervision!r}; use one of "
-                f"{sorted(SUPERVISION_POLICIES)}"
-            )
-        factory: Callable[[], Actor] | None
-        if isinstance(actor, Actor):
-            instance, factory = actor, None
-            if supervision == "restart":
-                raise SpawnError(
-                    f"supervision='restart' needs a factory to build fresh instances; pass "
-                    f"{type(actor).__qualname__} (or a function) instead of an instance"
-                )
-            if instance._actor_context is not None:
-                raise SpawnError(f"{instance!r} is already spawned")
-        elif callable(actor):
-            factory = actor
-            try:
-                instance = factory()
-            except Exception as exc:
-                raise SpawnError(f"factory for actor {name!r} failed: {exc!r}") from exc
-            if not isinstance(instance, Actor):
-                raise SpawnError(
-                    f"factory for actor {name!r} returned {type(instance).__qualname__}, "
-                    "not an Actor"
-                )
-        else:
-            raise SpawnError(f"spawn() needs an Actor or a factory, not {actor!r}")
-        try:
-            type(instance)._handler_table()  # surface malformed handlers now
-        except NameError as exc:
-            raise HandlerDefinitionError(str(exc)) from exc
+        instance, factory = checked_spawn(name, actor, supervision)
         cell = ActorCell(self._host, Context(self, name), instance, factory, supervision)
         self._actors[name] = cell
         cell.start()
