@@ -353,5 +353,6 @@ class Delivery(NamedTuple):
 def new_delivery(
     message: Message, sender_node: str | None, sender_name: str | None, reply_to: ReplyTo | None
 ) -> Delivery:
-    """Build a `Delivery` at C speed (the receive hot path builds one per message)."""
+    """Build a `Delivery` (the hot paths inline ``tuple.__new__(Delivery, (...))``: a
+    NamedTuple's own ``__new__``, and this function's call, are Python frames)."""
     return _new(Delivery, (message, sender_node, sender_name, reply_to))

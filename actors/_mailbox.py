@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import ValidationError
 
 from actors._actor import Actor, Context, _Handler
-from actors._envelope import Delivery, ReplyTo, Tell, decode, new_delivery, replyable
+from actors._envelope import Delivery, ReplyTo, Tell, decode, replyable
 from actors._message import Message
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ current_actor: contextvars.ContextVar[tuple[ActorSystem, str] | None] = contextv
 # Yield to the event loop after this many messages handled without suspending, so a busy actor
 # with synchronous handlers does not starve the others.
 _FAIRNESS_BATCH = 128
+
+# Builds a Delivery at C speed (a NamedTuple's own __new__ is a Python function).
+_new = tuple.__new__
 
 
 class CellHost(Protocol):
@@ -220,7 +223,7 @@ class ActorCell:
                     message = validate(envelope.payload)
                 except ValidationError:
                     break  # the caller's general path reports it as a dead letter
-                delivery = new_delivery(message, peer_id, envelope.sender_actor, None)
+                delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, None))
                 index += 1
                 try:
                     invoke(entry, delivery)

@@ -143,8 +143,8 @@ class Receiver:
             message = cls.__pydantic_validator__.validate_python(envelope.payload)
         except ValidationError:
             return False
-        delivery = new_delivery(
-            message, peer_id, envelope.sender_actor, self._reply_to(peer_id, envelope)
+        delivery = _new(
+            Delivery, (message, peer_id, envelope.sender_actor, self._reply_to(peer_id, envelope))
         )
         if not cell.run_now(delivery):
             cell.put(delivery)

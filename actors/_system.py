@@ -22,6 +22,7 @@ from typing import Any, overload
 from actors._actor import Actor, ActorRef, Context
 from actors._deadletters import DeadLetter, DeadLetterOffice
 from actors._envelope import (
+    Delivery,
     EnvelopeKind,
     LocalReply,
     ReplyTo,
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Builds a Delivery at C speed (a NamedTuple's own __new__ is a Python function).
+_new = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +535,7 @@ class ActorSystem:
                 reply_to,
             )
             return False
-        cell.put(new_delivery(message, self._id, sender_name, reply_to))
+        cell.put(_new(Delivery, (message, self._id, sender_name, reply_to)))
         return True
 
     # --- counters ------------------------------------------------------------------------------
