@@ -477,7 +477,7 @@ class ActorSystem:
         correlation_id, future = pending.open(asyncio.get_running_loop(), node_id, name)
         try:
             if node_id == self._id:
-                self._deliver_local(name, message, sender_name, LocalReply(future))
+                self._deliver_local(name, message, sender_name, _new(LocalReply, (future,)))
             else:
                 packet = self._encode(node_id, name, message, sender_name, correlation_id)
                 if not self._send(node_id, name, message, packet):
