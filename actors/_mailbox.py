@@ -157,14 +157,11 @@ class ActorCell:
             context._current = None
 
     async def _invoke_async(self, entry: _Handler, delivery: Delivery) -> Any:
-        """As `_invoke`, for a handler of either kind, awaiting an ``async`` one."""
+        """As `_invoke`, for an ``async`` handler: the binding holds across its awaits."""
         context = self.context
         context._current = delivery
         try:
-            result = entry.function(self.instance, delivery.message)
-            if entry.is_async:
-                result = await result
-            return result
+            return await entry.function(self.instance, delivery.message)
         finally:
             context._current = None
 
@@ -343,7 +340,10 @@ class ActorCell:
             )
             return
         try:
-            result = await self._invoke_async(entry, delivery)
+            if entry.is_async:
+                result = await self._invoke_async(entry, delivery)
+            else:  # no coroutine for a synchronous handler (an ask, or a message after mail)
+                result = self._invoke(entry, delivery)
         except Exception as exc:
             await self._failed(entry, delivery, exc)
             return
