@@ -15,6 +15,10 @@ async def extra_sockets_closed(*nodes: Node, timeout: float = DEADLINE) -> None:
     Each link resolves its ``lost`` future when its socket closes, so this waits on those
     instead of polling the nodes' socket counts.
     """
-    live = {conn.transport for node in nodes for conn in node._core.up.values()}
-    closing = [link.lost for node in nodes for link in node._links if link not in live]
+    closing = [
+        link.lost
+        for node in nodes
+        for handle, link in node._links.items()
+        if handle not in {node._core.handle_of(peer) for peer in node.peers}
+    ]
     await asyncio.wait_for(asyncio.gather(*closing), timeout)

@@ -153,8 +153,11 @@ STALL_CHECK = 0.5
 
 def buffered_toward(node: Node, peer: str) -> int:
     """Bytes the sender holds for ``peer`` in user space: core outbox + transport buffer."""
-    conn = node._core.up[peer]
-    link = conn.transport
+    handle = node._core.handle_of(peer)
+    assert handle is not None
+    conn = node._core.connection(handle)
+    link = node._links[handle]
+    assert conn is not None and link.transport is not None
     return int(conn.outbox_bytes + link.transport.get_write_buffer_size())
 
 

@@ -163,7 +163,7 @@ async def test_a_lone_send_is_written_at_once_and_a_burst_is_coalesced(
     original = Link.write
 
     def counting_write(self: Link, data: bytes) -> None:
-        if self.node is left:
+        if self.owner is left:
             writes.append(len(data))
         original(self, data)
 
@@ -201,9 +201,10 @@ async def test_a_burst_is_coalesced_even_when_each_write_is_slow(
     original = Link.write
 
     def slow_write(self: Link, data: bytes) -> None:
-        if self.node is hub:
-            assert self.conn is not None and self.conn.peer is not None
-            peer = self.conn.peer.node_id
+        if self.owner is hub:
+            conn = hub._core.connection(self.handle)
+            assert conn is not None and conn.peer is not None
+            peer = conn.peer.node_id
             writes[peer] = writes.get(peer, 0) + 1
             until = time.perf_counter() + 100e-6
             while time.perf_counter() < until:  # stands for a slow socket write
@@ -303,7 +304,7 @@ async def test_simultaneous_connect_leaves_one_connection_200_times() -> None:
             await extra_sockets_closed(a, b)
             assert len(a._links) == 1 and len(b._links) == 1
             # Two sockets were really opened (one each way) and one was closed as a duplicate.
-            assert a._core._next_handle == 2 and b._core._next_handle == 2
+            assert a._core.opened == 2 and b._core.opened == 2
             assert rec_a.events == [("connect", b.id)]
             assert rec_b.events == [("connect", a.id)]
             # The surviving connection carries packets.
@@ -333,7 +334,7 @@ async def test_a_restarted_peer_is_accepted_at_once_after_a_restarted_disconnect
         assert await b1.connect(a.info() or "") == "a"
         await rec_a.wait_for(lambda: rec_a.events == [("connect", "b")])
         # Simulate a crash: the old process's sockets stay open, so `a` sees no EOF.
-        old_links = list(b1._links)
+        old_links = list(b1._links.values())
         for link in old_links:
             assert link.transport is not None
             link.transport.pause_reading()
@@ -366,7 +367,7 @@ async def test_a_kept_peer_is_redialed_and_queued_packets_arrive_in_order() -> N
         await rec_b.wait_for(lambda: ("connect", "a") in rec_b.events)
         assert a.is_kept("b")
         # Kill the connection from the test: both sides see the socket close.
-        (link,) = list(a._links)
+        (link,) = list(a._links.values())
         assert link.transport is not None
         link.transport.abort()
         await rec_a.wait_for(lambda: ("disconnect", "b", "lost") in rec_a.events)
@@ -398,7 +399,7 @@ async def test_an_unkept_peer_is_dropped_and_send_returns_false() -> None:
         await rec_b.wait_for(lambda: ("connect", "a") in rec_b.events)
         assert not b.is_kept("a")  # b never dialed a
         a.keep("b", False)
-        (link,) = list(b._links)
+        (link,) = list(b._links.values())
         assert link.transport is not None
         link.transport.abort()
         await rec_b.wait_for(lambda: ("disconnect", "a", "lost") in rec_b.events)
@@ -430,7 +431,7 @@ async def test_a_silent_peer_is_declared_lost_within_the_heartbeat_timeout() -> 
         # Half-open from a's point of view: b stops reading and stops its timers.
         assert b._ticker is not None
         b._ticker.cancel()
-        for link in list(b._links):
+        for link in list(b._links.values()):
             assert link.transport is not None
             link.transport.pause_reading()
         loop = asyncio.get_running_loop()
@@ -482,7 +483,7 @@ async def test_an_advertised_uri_is_announced_and_used_to_redial() -> None:
             assert uris == [front.uri]
             assert front.client_bytes == []  # nothing went through the front door yet
             a.keep("b", True)
-            (link,) = list(a._links)
+            (link,) = list(a._links.values())
             assert link.transport is not None
             link.transport.abort()
             await rec_a.wait_for(lambda: rec_a.events.count(("connect", "b")) == 2)

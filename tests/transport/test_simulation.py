@@ -26,8 +26,9 @@ from hypothesis.stateful import (
     rule,
 )
 
+from transport._config import NodeConfig
 from transport._connection import Connection, ConnectionState
-from transport._core import CoreConfig, NodeCore
+from transport._core import NodeCore
 from transport._events import (
     DialOutcome,
     PacketsReceived,
@@ -39,7 +40,7 @@ from transport._frames import encode_data
 from transport._handshake import LocalIdentity
 
 IDS = ["n0", "n1", "n2", "n3", "n4", "n5"]
-CONFIG = CoreConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0, handshake_timeout=5.0)
+CONFIG = NodeConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0, handshake_timeout=5.0)
 COOKIE = b"simulation-cookie"
 
 
@@ -104,17 +105,16 @@ class MeshSimulation(RuleBasedStateMachine):
         """After a core call: move its output onto links and check its events."""
         node = self.nodes[node_id]
         core = node.core
-        for conn in core.take_dirty():
-            data = core.take_output(conn)
+        for output in core.take_output():
             for link in self.links:
                 if link.severed:
                     continue
                 for index, end in enumerate(link.ends):
-                    if end.conn is conn and end.node_id == node_id:
+                    if end.conn.handle == output.handle and end.node_id == node_id:
                         flow = link.flows[index]
                         if not flow.eof:
-                            flow.data += data
-                            if conn.closing:
+                            flow.data += output.data
+                            if output.close:
                                 flow.eof = True
         for event in core.take_events():
             self._check_event(node_id, node, event)
@@ -125,7 +125,7 @@ class MeshSimulation(RuleBasedStateMachine):
             node.connected.add(event.peer_id)
         elif isinstance(event, PeerDisconnected):
             assert event.peer_id in node.connected, f"{node_id}: disconnect without connect"
-            assert event.reason in ("closed", "lost", "restarted")
+            assert event.reason in ("closed", "lost", "restarted", "unwanted")
             node.connected.discard(event.peer_id)
             self._check_really_gone(node_id, self._up_before.get(event.peer_id), event.reason)
         elif isinstance(event, PacketsReceived):
@@ -178,8 +178,9 @@ class MeshSimulation(RuleBasedStateMachine):
 
     def _dial(self, dialer: str, listener: str) -> None:
         a, b = self.nodes[dialer], self.nodes[listener]
-        conn_a = a.core.open(dialer=True, now=self.now, uri=f"sim://{listener}")
-        conn_b = b.core.open(dialer=False, now=self.now)
+        conn_a = a.core.connection(a.core.open(dialer=True, now=self.now, uri=f"sim://{listener}"))
+        conn_b = b.core.connection(b.core.open(dialer=False, now=self.now))
+        assert conn_a is not None and conn_b is not None
         self.links.append(
             Link(
                 (End(dialer, a.generation, conn_a), End(listener, b.generation, conn_b)),
@@ -192,7 +193,7 @@ class MeshSimulation(RuleBasedStateMachine):
     def _lose(self, end: End) -> None:
         if self._live_end(end):
             end.open = False
-            self._run(end.node_id, lambda core: core.connection_lost(end.conn, self.now))
+            self._run(end.node_id, lambda core: core.connection_lost(end.conn.handle, self.now))
         end.open = False
 
     def _deliver(self, link: Link, index: int, amount: int | None) -> None:
@@ -207,7 +208,7 @@ class MeshSimulation(RuleBasedStateMachine):
             del flow.data[:size]
             self._run(
                 receiver.node_id,
-                lambda core: core.receive_data(receiver.conn, chunk, self.now),
+                lambda core: core.receive_data(receiver.conn.handle, chunk, self.now),
             )
         elif flow.eof:
             self._lose(receiver)
