@@ -35,9 +35,9 @@ from ._uri import format_uri, is_loopback, parse_uri
 from .errors import (
     ConfigurationError,
     ConnectError,
-    FrameTooLarge,
     HandshakeError,
     NodeStateError,
+    PacketTooLarge,
     TransportError,
 )
 
@@ -530,11 +530,11 @@ class Node:
 
         Raises:
             EncodingError: msgpack cannot serialize ``packet``.
-            FrameTooLarge: the encoded packet exceeds ``max_frame_size``.
+            PacketTooLarge: the encoded packet exceeds ``max_frame_size``.
         """
         frame = _frames.encode_data(packet)
         if len(frame) > self._max_frame_bytes:
-            raise FrameTooLarge(
+            raise PacketTooLarge(
                 f"packet encodes to {len(frame) - _frames.HEADER_SIZE} bytes, above "
                 f"max_frame_size={self._config.max_frame_size}; peers would refuse it"
             )

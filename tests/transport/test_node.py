@@ -459,7 +459,7 @@ async def test_a_packet_above_max_frame_size_is_refused_at_the_sender() -> None:
     async with nodes("a", "b", max_frame_size=1024) as (a, b):
         rec_b = Recorder(b)
         peer = await a.connect(b.info() or "")
-        with pytest.raises(transport.FrameTooLarge):
+        with pytest.raises(transport.PacketTooLarge):
             a.send(peer, b"x" * 2000)
         assert a.send(peer, b"x" * 100)
         await rec_b.wait_for(lambda: rec_b.messages == [("a", b"x" * 100)])
