@@ -200,7 +200,10 @@ class NodeCore:
                 data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
                 conn.outbox = []
                 conn.outbox_bytes = 0
-                conn.sent = True  # for the heartbeat: this connection was not silent
+                # For the heartbeat: this connection was not silent. A lone heartbeat does not
+                # count, or each beat would push the next one a tick later.
+                if data is not HEARTBEAT_FRAME:
+                    conn.sent = True
             else:
                 data = b""
             outputs.append(Output(conn.handle, data, conn.closing))

@@ -11,7 +11,7 @@ import tracemalloc
 from contextlib import AsyncExitStack
 
 from fault_helpers import DEADLINE, FAST, EventLog, Proxies, linked, uri_of
-from node_links import extra_sockets_closed
+from support import extra_sockets_closed
 
 from transport import Node
 from transport._frames import HEADER_SIZE, FrameDecoder, encode_data

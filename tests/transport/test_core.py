@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 from itertools import count
 
+from support import CorePair
+
 from transport._config import NodeConfig
 from transport._core import NodeCore
+from transport._events import PeerDisconnected
 from transport._frames import FrameDecoder, encode_frame
 from transport._handshake import LocalIdentity, reject_body
 
@@ -50,3 +53,55 @@ def test_a_malformed_hello_is_answered_with_a_protocol_reject() -> None:
     (reply,), close = output_bodies(core, handle)
     assert reply["op"] == "reject" and reply["code"] == "protocol"  # type: ignore[index]
     assert close
+
+
+# -- heartbeats, with the time passed in -------------------------------------------------------
+
+HEARTBEAT = NodeConfig(heartbeat_interval=1.0, heartbeat_timeout=5.0)
+
+
+def up_pair(config: NodeConfig = HEARTBEAT) -> CorePair:
+    pair = CorePair(config=config)
+    pair.pump()
+    assert pair.a.peers == ["b"] and pair.b.peers == ["a"]
+    pair.events = {"a": [], "b": []}
+    pair.sent = {"a": [], "b": []}
+    return pair
+
+
+def test_a_silent_connection_sends_a_heartbeat_each_interval_and_a_busy_one_none() -> None:
+    pair = up_pair()
+    beats: list[float] = []
+    for _ in range(13):  # 3.25 s in quarter seconds, b answering nothing
+        pair.advance(0.25, only="a")
+        beats += [pair.now] * pair.sent["a"].count([1])
+        pair.sent["a"].clear()
+    # The first tick notes the handshake's writes; then one beat per second of silence.
+    assert beats == [1.25, 2.25, 3.25]
+    pair.pump()
+    pair.sent["a"].clear()
+    for n in range(8):  # 2 s of sending: the data itself shows life, no beat is added
+        assert pair.a.send("b", encode_frame([0, n]))
+        pair.advance(0.25)
+        pair.pump()
+    assert [1] not in pair.sent["a"]
+    assert [0, 7] in pair.sent["a"]
+
+
+def test_a_silent_peer_is_declared_lost_at_the_heartbeat_timeout_not_before() -> None:
+    pair = up_pair()
+    pair.advance(0.5, only="a")  # notes the handshake bytes as the last sign of life
+    while pair.a.peers:
+        assert pair.now < 10.0, "never declared lost"
+        pair.advance(0.5, only="a")  # nothing from b is ever delivered
+    assert pair.now == 0.5 + HEARTBEAT.heartbeat_timeout
+    assert pair.events["a"] == [PeerDisconnected("b", "lost")]
+
+
+def test_heartbeats_keep_an_idle_connection_up() -> None:
+    pair = up_pair()
+    for _ in range(100):  # ten heartbeat timeouts of idling, every byte delivered
+        pair.advance(0.5)
+        pair.pump()
+    assert pair.events == {"a": [], "b": []}
+    assert pair.a.peers == ["b"] and pair.b.peers == ["a"]

@@ -11,7 +11,6 @@ Set ``SIMULATION_EXAMPLES`` to run more examples than CI does.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from support import nonces
 
 from transport._config import NodeConfig
 from transport._connection import Connection, ConnectionState
@@ -83,14 +83,10 @@ class MeshSimulation(RuleBasedStateMachine):
         self.links: list[Link] = []
         self.redials: set[tuple[str, str]] = set()
         self.generations = 0
-        self.nonces = 0
+        self._nonce = nonces()
         self.seq = 0
 
     # -- the simulated world ------------------------------------------------------------------
-
-    def _nonce(self) -> bytes:
-        self.nonces += 1
-        return hashlib.sha256(b"nonce-%d" % self.nonces).digest()
 
     def _boot(self, node_id: str) -> None:
         self.generations += 1
