@@ -147,6 +147,7 @@ class Node:
         self._max_frame_bytes = config.max_frame_size + _frames.HEADER_SIZE
         self._tick_interval = min(config.heartbeat_interval, config.handshake_timeout) / 4
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {name: [] for name in _EVENTS}
+        self._sole_sync: dict[str, Handler | None] = dict.fromkeys(_EVENTS)
         self._uri: str | None = None
         self._state = "new"
         self._core: NodeCore = NodeCore(
@@ -214,13 +215,32 @@ class Node:
         if event not in self._handlers:
             raise ConfigurationError(f"unknown event {event!r}; expected one of {_EVENTS}")
         self._handlers[event].append((handler, inspect.iscoroutinefunction(handler)))
+        self._note_sole_sync(event)
         return handler
 
     def off(self, event: EventName, handler: Handler) -> None:
         """Remove a handler registered with :meth:`on` (no error if it is not there)."""
-        self._handlers[event] = [h for h in self._handlers.get(event, []) if h[0] is not handler]
+        if event not in self._handlers:
+            return
+        self._handlers[event] = [h for h in self._handlers[event] if h[0] is not handler]
+        self._note_sole_sync(event)
+
+    def _note_sole_sync(self, event: str) -> None:
+        # The common case on the receive path, one synchronous handler per event, is called
+        # directly; see _emit and _deliver.
+        handlers = self._handlers[event]
+        sole = len(handlers) == 1 and not handlers[0][1]
+        self._sole_sync[event] = handlers[0][0] if sole else None
 
     def _emit(self, event: str, *args: Any) -> None:
+        sole = self._sole_sync[event]
+        if sole is not None:
+            # One synchronous handler, whoever registered it: called without the loop below.
+            try:
+                sole(*args)
+            except Exception:
+                logger.exception("node %s: %s handler %r raised", self._id, event, sole)
+            return
         for handler, is_async in self._handlers[event]:
             try:
                 if is_async:
@@ -233,27 +253,16 @@ class Node:
                 logger.exception("node %s: %s handler %r raised", self._id, event, handler)
 
     def _deliver(self, peer_id: str, packets: list[Any]) -> None:
-        batch_handlers = self._handlers["packets"]
-        if batch_handlers:
-            if len(batch_handlers) == 1 and not batch_handlers[0][1]:
-                # The common case, the actor layer's one synchronous handler: no _emit loop.
-                try:
-                    batch_handlers[0][0](peer_id, packets)
-                except Exception:
-                    logger.exception(
-                        "node %s: packets handler %r raised", self._id, batch_handlers[0][0]
-                    )
-            else:
-                self._emit("packets", peer_id, packets)
-        handlers = self._handlers["message"]
-        if not handlers:
+        """Hand one read's packets to the ``packets`` handlers, then to ``message`` per packet."""
+        if self._handlers["packets"]:
+            self._emit("packets", peer_id, packets)
+        if not self._handlers["message"]:
             return
-        if len(handlers) != 1 or handlers[0][1]:
+        handler = self._sole_sync["message"]
+        if handler is None:
             for packet in packets:
                 self._emit("message", peer_id, packet)
             return
-        # The common case, one synchronous handler (the actor layer's), without _emit's loop.
-        handler = handlers[0][0]
         for packet in packets:
             try:
                 handler(peer_id, packet)
