@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from itertools import count
 
+import pytest
 from support import CorePair
 
 from transport._config import NodeConfig
 from transport._core import NodeCore
-from transport._events import PeerDisconnected
+from transport._events import DialOutcome, PeerConnected, PeerDisconnected, RedialNeeded
 from transport._frames import FrameDecoder, encode_frame
 from transport._handshake import LocalIdentity, reject_body
 
@@ -105,3 +107,80 @@ def test_heartbeats_keep_an_idle_connection_up() -> None:
         pair.pump()
     assert pair.events == {"a": [], "b": []}
     assert pair.a.peers == ["b"] and pair.b.peers == ["a"]
+
+
+# -- races around the commit, and keep flags ------------------------------------------------------
+
+
+def committed_by_the_deciding_listener() -> CorePair:
+    """Dialer "z", listener "a" (the decider, its id sorts lower), the commit not yet sent on."""
+    pair = CorePair("z", "a")
+    for _ in range(10):
+        pair.deliver("a")
+        if pair.cores["a"].peers:
+            assert pair.cores["z"].peers == []
+            return pair
+        pair.deliver("z")
+    raise AssertionError("the listener never committed")
+
+
+def test_a_dial_reports_committed_even_when_the_peer_disconnects_in_the_same_read() -> None:
+    pair = committed_by_the_deciding_listener()
+    listener, dialer = pair.cores["a"], pair.cores["z"]
+    assert listener.disconnect("z")  # right after its commit, before the dialer read it
+    pair.collect()
+    pair.deliver("z")  # the commit and the goodbye arrive together
+    outcomes = [e for e in pair.events["z"] if isinstance(e, DialOutcome)]
+    assert outcomes == [DialOutcome(pair.handles["z"], "a", None, True)]
+    assert [e for e in pair.events["z"] if not isinstance(e, DialOutcome)] == [
+        PeerConnected("a", "sim://a"),
+        PeerDisconnected("a", "closed"),
+    ]
+    assert dialer.peers == []
+
+
+def test_a_follower_that_disconnects_before_the_commit_arrives_is_reported_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pair = committed_by_the_deciding_listener()
+    follower = pair.cores["z"]
+    assert not follower.disconnect("a")  # no connection of its own was up yet
+    pair.collect()
+    with caplog.at_level(logging.INFO, logger="transport"):
+        pair.pump()
+    assert pair.events["a"] == [PeerConnected("z", "sim://z"), PeerDisconnected("z", "closed")]
+    assert not any("malformed" in record.getMessage() for record in caplog.records)
+    assert pair.cores["a"].peers == [] and follower.peers == []
+
+
+def test_a_connection_neither_side_keeps_any_more_is_closed_as_unwanted() -> None:
+    # The original library's "should discard unwanted connections": the dialer keeps, then
+    # stops keeping; the listener never kept; both sides see a disconnect.
+    pair = CorePair("right", "left")
+    pair.pump()
+    right, left = pair.cores["right"], pair.cores["left"]
+    assert right.keep("left", True, "sim://left")
+    pair.pump()
+    assert right.peers == ["left"] and left.peers == ["right"]
+    assert right.keep("left", False)
+    pair.collect()
+    pair.pump()
+    assert pair.events["left"][-1] == PeerDisconnected("right", "unwanted")
+    assert pair.events["right"][-1] == PeerDisconnected("left", "unwanted")
+    assert right.peers == [] and left.peers == []
+    assert not any(isinstance(e, RedialNeeded) for e in pair.events["right"])
+
+
+def test_a_connection_the_other_side_still_keeps_stays_up() -> None:
+    pair = CorePair("right", "left")
+    pair.pump()
+    right, left = pair.cores["right"], pair.cores["left"]
+    assert right.keep("left", True, "sim://left") and left.keep("right", True)
+    pair.pump()
+    assert right.keep("left", False)
+    pair.collect()
+    pair.pump()
+    assert right.peers == ["left"] and left.peers == ["right"]
+    assert not any(
+        isinstance(e, PeerDisconnected) for events in pair.events.values() for e in events
+    )

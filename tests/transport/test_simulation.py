@@ -122,6 +122,9 @@ class MeshSimulation(RuleBasedStateMachine):
         elif isinstance(event, PeerDisconnected):
             assert event.peer_id in node.connected, f"{node_id}: disconnect without connect"
             assert event.reason in ("closed", "lost", "restarted", "unwanted")
+            if event.reason == "unwanted":
+                # Only a connection that neither side keeps any more is discarded.
+                assert not node.core.is_kept(event.peer_id), f"{node_id}: kept peer unwanted"
             node.connected.discard(event.peer_id)
             self._check_really_gone(node_id, self._up_before.get(event.peer_id), event.reason)
         elif isinstance(event, PacketsReceived):
@@ -143,7 +146,7 @@ class MeshSimulation(RuleBasedStateMachine):
 
     def _check_really_gone(self, node_id: str, conn: Connection | None, reason: str) -> None:
         """A connection is declared lost or restarted only when it really is."""
-        if conn is None or reason == "closed":
+        if conn is None or reason in ("closed", "unwanted"):  # deliberate closes
             return
         for link in self.links:
             ends = [end for end in link.ends if end.conn is conn and end.node_id == node_id]
@@ -283,6 +286,20 @@ class MeshSimulation(RuleBasedStateMachine):
                     flow.eof = with_eof
         self.redials = {pair for pair in self.redials if pair[0] != node_id}
         self._boot(node_id)
+
+    @rule(data=st.data(), flag=st.booleans())
+    def keep(self, data: st.DataObject, flag: bool) -> None:
+        """A node starts or stops keeping a peer (the peer hears of it)."""
+        node_id = data.draw(st.sampled_from(sorted(self.nodes)))
+        peer = data.draw(st.sampled_from(sorted(set(self.nodes) - {node_id})))
+        self._run(node_id, lambda core: core.keep(peer, flag, f"sim://{peer}"))
+
+    @rule(data=st.data())
+    def disconnect(self, data: st.DataObject) -> None:
+        """A node disconnects a peer, whatever state its connections to it are in."""
+        node_id = data.draw(st.sampled_from(sorted(self.nodes)))
+        peer = data.draw(st.sampled_from(sorted(set(self.nodes) - {node_id})))
+        self._run(node_id, lambda core: core.disconnect(peer))
 
     @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 2.0]))
     def advance_time(self, seconds: float) -> None:
