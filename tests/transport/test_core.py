@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from itertools import count
 
 import pytest
-from support import CorePair
+from support import CorePair, nonces
 
 from transport._config import NodeConfig
 from transport._core import NodeCore
@@ -17,13 +15,7 @@ from transport._handshake import LocalIdentity, reject_body
 
 
 def make_core(node_id: str) -> NodeCore:
-    numbers = count()
-    return NodeCore(
-        LocalIdentity(node_id, 7, f"sim://{node_id}"),
-        NodeConfig(),
-        None,
-        lambda: hashlib.sha256(b"%d" % next(numbers)).digest(),
-    )
+    return NodeCore(LocalIdentity(node_id, 7, f"sim://{node_id}"), NodeConfig(), None, nonces())
 
 
 def output_bodies(core: NodeCore, handle: int) -> tuple[list[object], bool]:
