@@ -730,7 +730,19 @@ class NodeCore:
             return
         if conn.state is ConnectionState.CLOSED:
             return
-        logger.warning("node %s: handshake failed on %r: %s", self.local.node_id, conn, error)
+        # Ending a handshake on purpose (this node's user disconnected or closed) is no warning.
+        deliberate = (
+            isinstance(error, HandshakeError)
+            and error.code == RejectCode.CLOSING
+            and not error.remote
+        )
+        logger.log(
+            logging.INFO if deliberate else logging.WARNING,
+            "node %s: handshake failed on %r: %s",
+            self.local.node_id,
+            conn,
+            error,
+        )
         if send_reject and not (isinstance(error, HandshakeError) and error.remote):
             code = error.code if isinstance(error, HandshakeError) else RejectCode.PROTOCOL
             self._write_body(conn, reject_body(code, str(error)))
