@@ -27,8 +27,11 @@ from .errors import (
     FrameTooLarge,
     HandshakeError,
     NodeStateError,
+    PacketTooLarge,
+    PeerError,
     ProtocolError,
     TransportError,
+    UsageError,
 )
 
 __all__ = [
@@ -45,8 +48,11 @@ __all__ = [
     "MembershipConfig",
     "Node",
     "NodeStateError",
+    "PacketTooLarge",
+    "PeerError",
     "ProtocolError",
     "TransportError",
+    "UsageError",
     "parse_uri",
 ]
 

@@ -309,7 +309,7 @@ async def test_hostile_gossip_closes_that_connection_and_keeps_the_view(
         a.on("disconnect", lambda peer, reason: lost.set() if peer == "evil" else None)
         with caplog.at_level(logging.WARNING, logger="transport"):
             assert evil._send_membership("a", body)
-            evil._after_core(flush=True)
+            evil._pump()
             async with asyncio.timeout(DEADLINE):
                 await lost.wait()
         assert "closing connection to evil: malformed gossip" in caplog.text
