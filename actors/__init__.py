@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 
 from actors._actor import Actor, ActorRef, Context, handler
+from actors._cluster import ClusterEvent, MemberDown, MemberUp
 from actors._deadletters import DeadLetter
 from actors._envelope import EnvelopeKind
 from actors._events import NodeDown, NodeUp, SystemEvent
@@ -42,6 +43,7 @@ from actors.errors import (
     DeadLetterError,
     DuplicateTagError,
     EncodeError,
+    GroupError,
     HandlerDefinitionError,
     MessageDefinitionError,
     NodeDownError,
@@ -60,6 +62,7 @@ __all__ = [
     "ActorUsageError",
     "AskError",
     "AskTimeoutError",
+    "ClusterEvent",
     "Context",
     "ContextError",
     "DeadLetter",
@@ -67,7 +70,10 @@ __all__ = [
     "DuplicateTagError",
     "EncodeError",
     "EnvelopeKind",
+    "GroupError",
     "HandlerDefinitionError",
+    "MemberDown",
+    "MemberUp",
     "Message",
     "MessageDefinitionError",
     "NodeDown",

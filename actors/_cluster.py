@@ -10,29 +10,38 @@ like ``pg``'s.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgpack
 
+from actors._envelope import TELL
 from actors._message import Message, encode_message
-from actors.errors import ActorError, EncodeError, NodeError
-from transport import ConfigurationError, EncodingError, Member, Node, TransportError
+from actors.errors import ActorUsageError, GroupError
+from transport import ConfigurationError, Member, Node
 
 if TYPE_CHECKING:
     from actors._actor import ActorRef
 
-__all__ = ["ClusterGroups", "GroupError", "MemberDown", "MemberUp"]
+__all__ = [
+    "CLUSTER_EVENTS",
+    "ClusterEvent",
+    "ClusterGroups",
+    "MemberDown",
+    "MemberUp",
+    "check_group",
+]
 
 logger = logging.getLogger(__name__)
 
-_TELL = 0
 _MAX_GROUP_NAME = 255
 
-
-class GroupError(ActorError, ValueError):
-    """A group operation is invalid (bad group name, unknown actor, metadata too large)."""
+ClusterEvent = Literal["member_up", "member_down"]
+"""The cluster events :meth:`ActorSystem.on` accepts besides the system events."""
+CLUSTER_EVENTS: frozenset[str] = frozenset({"member_up", "member_down"})
 
 
 class MemberUp(Message, tag="masterless.MemberUp"):
@@ -82,24 +91,22 @@ class GroupHost(Protocol):
         """A ref to an actor."""
         ...
 
-    def _has_actor(self, name: str) -> bool:
-        """True when a local actor runs under ``name``."""
-        ...
-
-    def _deliver_group_local(self, name: str, message: Message) -> bool:
-        """Deliver ``message`` to the local actor ``name``."""
+    @property
+    def closed(self) -> bool:
+        """True once the system began closing."""
         ...
 
     def _notify_actors(self, event: Message) -> None:
         """Deliver ``event`` to every local actor with a handler for its type."""
         ...
 
-    def _emit(self, event: str, *args: Any) -> None:
-        """Call the system's callbacks for ``event``."""
+    def _send(self, node_id: list[str], name: str, message: Message, packet: list[Any]) -> Any:
+        """Hand one packet to the transport for several peers (errors mapped to ActorError)."""
         ...
 
 
-def _check_group(group: str) -> None:
+def check_group(group: str) -> None:
+    """Raise `GroupError` unless ``group`` is a valid group name."""
     if not isinstance(group, str) or not 0 < len(group) <= _MAX_GROUP_NAME:
         raise GroupError(f"a group name is a str of 1 to 255 characters, not {group!r}")
 
@@ -136,12 +143,23 @@ class ClusterGroups:
 
     Args:
         host: the actor system.
+        has_actor: True when a local actor runs under a name.
+        deliver_local: delivers a message (with the sending actor's name) to a local actor.
     """
 
-    def __init__(self, host: GroupHost) -> None:
+    def __init__(
+        self,
+        host: GroupHost,
+        has_actor: Callable[[str], bool],
+        deliver_local: Callable[[str, Message, str | None], bool],
+    ) -> None:
         self._host = host
+        self._has_actor = has_actor
+        self._deliver_local = deliver_local
         self._local: dict[str, set[str]] = {}  # group -> names of local actors in it
         self._remote: dict[str, dict[str, list[str]]] = {}  # member id -> its groups
+        self._callbacks: dict[str, list[Callable[..., Any]]] = {e: [] for e in CLUSTER_EVENTS}
+        self._tasks: set[asyncio.Task[Any]] = set()
         node = host.node
         node.on("member_up", self._on_member_up)
         node.on("member_down", self._on_member_down)
@@ -154,26 +172,60 @@ class ClusterGroups:
         self._host._notify_actors(
             MemberUp(member_id=member.id, uri=member.uri, incarnation=member.incarnation)
         )
-        self._host._emit("member_up", member)
+        self._emit("member_up", member)
 
     def _on_member_down(self, member: Member, reason: str) -> None:
         self._remote.pop(member.id, None)
         self._host._notify_actors(
             MemberDown(member_id=member.id, reason=reason, incarnation=member.incarnation)
         )
-        self._host._emit("member_down", member, reason)
+        self._emit("member_down", member, reason)
 
     def _on_member_updated(self, member: Member) -> None:
         self._remote[member.id] = decode_groups(member.metadata)
+
+    # -- callbacks ---------------------------------------------------------------------------------
+
+    def on(self, event: str, callback: Callable[..., Any]) -> None:
+        """Register ``callback`` for ``member_up`` or ``member_down``."""
+        if event not in CLUSTER_EVENTS:
+            raise ActorUsageError(f"unknown cluster event {event!r}")
+        self._callbacks[event].append(callback)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in list(self._callbacks[event]):
+            try:
+                result = callback(*args)
+            except Exception:
+                logger.exception("%s: %s callback %r failed", self._host.id, event, callback)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s: member callback failed", self._host.id, exc_info=task.exception())
+
+    async def cancel_running(self) -> None:
+        """Cancel the callback tasks still running (but not the caller's own) and wait."""
+        me = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not me]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     # -- local membership of groups ----------------------------------------------------------------
 
     def join(self, group: str, names: Iterable[str]) -> None:
         """Add local actors to ``group`` and publish the change."""
-        _check_group(group)
+        check_group(group)
         names = list(names)
         for name in names:
-            if not self._host._has_actor(name):
+            if not self._has_actor(name):
                 raise GroupError(f"no actor named {name!r} runs on {self._host.id!r}")
         members = self._local.setdefault(group, set())
         before = set(members)
@@ -183,7 +235,7 @@ class ClusterGroups:
 
     def leave(self, group: str, names: Iterable[str]) -> None:
         """Remove local actors from ``group`` (no error for one that is not in it)."""
-        _check_group(group)
+        check_group(group)
         members = self._local.get(group)
         if members is None:
             return
@@ -205,8 +257,9 @@ class ClusterGroups:
 
     def _publish(self, group: str, before: set[str]) -> None:
         node = self._host.node
-        if not node.clustered:
-            return  # a system outside a cluster keeps its groups local
+        if not node.clustered or self._host.closed:
+            # Outside a cluster groups stay local; while closing, "left" will say it all.
+            return
         try:
             node.set_metadata(encode_groups(self._local))
         except ConfigurationError as exc:
@@ -221,7 +274,7 @@ class ClusterGroups:
 
     def targets(self, group: str) -> list[tuple[str, str]]:
         """``(node id, actor name)`` of every member of ``group`` known here, sorted."""
-        _check_group(group)
+        check_group(group)
         found = [(self._host.id, name) for name in self._local.get(group, ())]
         members = self._host.node.members
         for member_id, groups in self._remote.items():
@@ -243,21 +296,13 @@ class ClusterGroups:
         handed = 0
         for node_id, name in self.targets(group):
             if node_id == self._host.id:
-                handed += self._host._deliver_group_local(name, message)
+                handed += self._deliver_local(name, message, sender_name)
             else:
                 by_name.setdefault(name, []).append(node_id)
         if not by_name:
             return handed
         tag, payload = encode_message(message)
-        node = self._host.node
         for name, node_ids in by_name.items():
-            envelope = [_TELL, name, tag, payload, self._host.id, sender_name, None]
-            try:
-                handed += node.send(node_ids, envelope)
-            except (EncodingError, TypeError, ValueError, OverflowError) as exc:
-                raise EncodeError(
-                    f"cannot send {type(message).__qualname__} to group {group!r}: {exc}"
-                ) from exc
-            except TransportError as exc:
-                raise NodeError(f"{self._host.id!r} cannot send to group {group!r}: {exc}") from exc
+            packet = [TELL, name, tag, payload, self._host.id, sender_name, None]
+            handed += self._host._send(node_ids, name, message, packet)
         return handed

@@ -20,6 +20,7 @@ from ssl import SSLContext
 from typing import Any, overload
 
 from actors._actor import Actor, ActorRef, Context
+from actors._cluster import CLUSTER_EVENTS, ClusterEvent, ClusterGroups, check_group
 from actors._deadletters import DeadLetter, DeadLetterOffice
 from actors._envelope import (
     Delivery,
@@ -45,7 +46,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, Node, TransportError
+from transport import EncodingError, Member, Node, TransportError
 
 __all__ = [
     "ActorSystem",
@@ -85,11 +86,17 @@ class SystemStats:
 class _CellHost:
     """What cells may ask of their system (`actors._mailbox.CellHost`), and nothing else."""
 
-    __slots__ = ("_actors", "_dead_letters")
+    __slots__ = ("_actors", "_dead_letters", "_stopped")
 
-    def __init__(self, actors: dict[str, ActorCell], dead_letters: DeadLetterOffice) -> None:
+    def __init__(
+        self,
+        actors: dict[str, ActorCell],
+        dead_letters: DeadLetterOffice,
+        stopped: Callable[[str], None],
+    ) -> None:
         self._actors = actors
         self._dead_letters = dead_letters
+        self._stopped = stopped
 
     def dead_letter(
         self,
@@ -105,6 +112,7 @@ class _CellHost:
     def cell_stopped(self, cell: ActorCell) -> None:
         if self._actors.get(cell.name) is cell:
             del self._actors[cell.name]
+        self._stopped(cell.name)
 
 
 class ActorSystem:
@@ -156,7 +164,8 @@ class ActorSystem:
         self._pending = PendingAsks()
         self._events = EventHub(node_id)
         self._dead_letters = DeadLetterOffice(node_id, self._on_dead_letter)
-        self._host = _CellHost(self._actors, self._dead_letters)
+        self._groups = ClusterGroups(self, self._actors.__contains__, self._deliver_member)
+        self._host = _CellHost(self._actors, self._dead_letters, self._groups.actor_stopped)
         self._receiver = Receiver(
             node_id, self._actors, self._pending, self._dead_letters, self._node.send
         )
@@ -262,6 +271,7 @@ class ActorSystem:
                 # Event callbacks still running (including node_down callbacks fired by the
                 # node's own close) are cancelled, so no task outlives the system.
                 await self._events.cancel_running()
+                await self._groups.cancel_running()
                 self._closed.set()
                 logger.info("actor system %s closed", self._id)
 
@@ -283,6 +293,7 @@ class ActorSystem:
         actor: Actor | Callable[[], Actor],
         *,
         supervision: Supervision = "resume",
+        groups: Iterable[str] = (),
     ) -> ActorRef:
         """Start an actor under a name, unique on this node.
 
@@ -292,6 +303,7 @@ class ActorSystem:
             supervision: What happens when a handler raises: ``"resume"`` (default) keeps
                 the instance and goes on, ``"restart"`` builds a fresh instance from the
                 factory, ``"stop"`` removes the actor.
+            groups: Groups the actor joins at once (see `join_group`).
 
         Returns:
             A ref to the new actor.
@@ -301,8 +313,12 @@ class ActorSystem:
                 without a factory, the factory failed, or the instance is already spawned.
             HandlerDefinitionError: The actor's class has a malformed ``@handler``.
             SystemClosedError: The system is closed.
+            GroupError: A group name is invalid.
         """
         self._check_open()
+        groups = list(groups)
+        for group in groups:
+            check_group(group)
         if isinstance(name, str) and name in self._actors:
             raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
         instance, factory = checked_spawn(name, actor, supervision)
@@ -310,6 +326,8 @@ class ActorSystem:
         self._actors[name] = cell
         cell.start()
         logger.debug("spawned %r", cell)
+        for group in groups:
+            self._groups.join(group, [name])
         return cell.context.self_ref
 
     async def stop(self, name: str) -> None:
@@ -366,13 +384,14 @@ class ActorSystem:
         except (TransportError, OSError) as exc:
             raise NodeError(f"{self._id!r} could not connect to {uri}: {exc}") from exc
 
-    def on(self, event: SystemEvent, callback: Callable[..., Any]) -> None:
+    def on(self, event: SystemEvent | ClusterEvent, callback: Callable[..., Any]) -> None:
         """Register a callback (plain or ``async``) for a system event.
 
         Events and their arguments: ``"node_up"(node_id, uri)`` when a peer connects,
         ``"node_down"(node_id, reason)`` when its connection ends, ``"dead_letter"(DeadLetter)``
-        when a message could not be handled. Actors receive `NodeUp` / `NodeDown` messages
-        instead, if they have handlers for them.
+        when a message could not be handled; in a cluster, ``"member_up"(Member)`` and
+        ``"member_down"(Member, reason)``. Actors receive `NodeUp` / `NodeDown` /
+        `MemberUp` / `MemberDown` messages instead, if they have handlers for them.
 
         Args:
             event: The event name.
@@ -381,7 +400,100 @@ class ActorSystem:
         Raises:
             ActorUsageError: Unknown event name (it is also a `ValueError`).
         """
+        if event in CLUSTER_EVENTS:
+            self._groups.on(event, callback)
+            return
         self._events.on(event, callback)
+
+    # --- the cluster ---------------------------------------------------------------------------
+
+    @property
+    def members(self) -> dict[str, Member]:
+        """The cluster's members as this node sees them, by node id, this node included.
+
+        Each is a `transport.Member` (``id``, ``uri``, ``incarnation``, ``status``); empty when
+        the system is not in a cluster (no ``seeds=`` / ``cluster=True``) or not started.
+        """
+        return self._node.members
+
+    async def join(self, uri: str, *, timeout: float | None = None) -> str:
+        """Join the cluster through the member at ``uri``; returns that member's node id.
+
+        Raises:
+            NodeError: Not in a cluster, unreachable, refused, or timed out.
+            SystemClosedError: The system is closed.
+        """
+        self._check_open()
+        try:
+            return await self._node.join(uri, timeout=timeout)
+        except (TransportError, OSError) as exc:
+            raise NodeError(f"{self._id!r} could not join through {uri}: {exc}") from exc
+
+    async def wait_for_members(
+        self, count: int, *, timeout: float | None = None
+    ) -> dict[str, Member]:
+        """Wait until `members` holds at least ``count`` members (this node included).
+
+        Raises:
+            NodeError: The system is not in a cluster, or closed while waiting.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        self._check_open()
+        try:
+            return await self._node.wait_for_members(count, timeout=timeout)
+        except TransportError as exc:
+            raise NodeError(f"{self._id!r} cannot wait for members: {exc}") from exc
+
+    def join_group(self, group: str, name: str) -> None:
+        """Add the local actor ``name`` to ``group`` (Erlang's ``pg:join``); idempotent.
+
+        Groups are cluster-wide and eventually consistent: other members see the change once
+        this node's entry reaches them. An actor leaves every group when it stops, and a
+        member's actors leave every group everywhere when it goes down.
+
+        Raises:
+            GroupError: Bad group name, no such local actor, or too many memberships to
+                publish.
+        """
+        self._groups.join(group, [name])
+
+    def leave_group(self, group: str, name: str) -> None:
+        """Remove the local actor ``name`` from ``group`` (no error if it is not in it).
+
+        Raises:
+            GroupError: Bad group name.
+        """
+        self._groups.leave(group, [name])
+
+    def group(self, group: str) -> list[ActorRef]:
+        """Refs to every member of ``group`` cluster-wide, as known here, sorted by node and name.
+
+        Raises:
+            GroupError: Bad group name.
+        """
+        return self._groups.refs(group)
+
+    def tell_group(self, group: str, message: Message) -> int:
+        """Send ``message`` to every member of ``group``; returns how many took it.
+
+        One delivery per member; the message is encoded once, and actors of one name on
+        several nodes get one multi-dispatch packet.
+
+        Raises:
+            SystemClosedError: The system is closed.
+            ActorUsageError: ``message`` is not a `Message`.
+            GroupError: Bad group name.
+            EncodeError: The message cannot be encoded for the wire.
+        """
+        self._check_open()
+        if not isinstance(message, Message):
+            raise ActorUsageError(f"tell_group() needs a Message, not {type(message).__qualname__}")
+        sender = current_actor.get()
+        sender_name = sender[1] if sender is not None and sender[0] is self else None
+        return self._groups.tell(group, message, sender_name)
+
+    def _deliver_member(self, name: str, message: Message, sender_name: str | None) -> bool:
+        return self._deliver_local(name, message, sender_name, None)
 
     # --- sending -------------------------------------------------------------------------------
 

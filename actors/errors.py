@@ -14,6 +14,7 @@ builtin `TypeError` / `ValueError` / `KeyError` they replace), you closed it
 ActorError
 ├── ActorUsageError             a wrong argument type or value, unknown event, bad node options
 │                               (also ValueError and TypeError)
+│   └── GroupError              a bad group name, an unknown actor, groups too large to publish
 ├── MessageDefinitionError      a Message class cannot be defined (also a TypeError)
 │   └── DuplicateTagError       two Message classes claim the same wire tag
 ├── HandlerDefinitionError      an @handler method has no usable message annotation (TypeError)
@@ -43,6 +44,7 @@ __all__ = [
     "DeadLetterError",
     "DuplicateTagError",
     "EncodeError",
+    "GroupError",
     "HandlerDefinitionError",
     "MessageDefinitionError",
     "NodeDownError",
@@ -64,6 +66,11 @@ class ActorUsageError(ActorError, ValueError, TypeError):
     It is also a `ValueError` and a `TypeError`, the exceptions such misuse raised before it
     existed, so existing ``except ValueError`` / ``except TypeError`` clauses still catch it.
     """
+
+
+class GroupError(ActorUsageError):
+    """A group operation is invalid: a bad group name, an actor that does not run here, or
+    more group memberships than the node's membership metadata can carry."""
 
 
 class MessageDefinitionError(ActorError, TypeError):
