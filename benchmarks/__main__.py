@@ -19,10 +19,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _codec, _suite
+from . import _cluster, _codec, _suite
 from ._util import have_uvloop, run
 
-SECTIONS = ("baseline", "transport", "multi", "actors", "codec", "scale", "peers", "uvloop")
+SECTIONS = (
+    "baseline",
+    "transport",
+    "multi",
+    "actors",
+    "codec",
+    "scale",
+    "cluster",
+    "peers",
+    "uvloop",
+)
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -292,6 +302,47 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
             f"memory per idle actor ({cfg.memory_actors} actors)",
             s["bytes per actor"] / 1024,
             "KiB",
+        )
+    if want("cluster"):
+        print("== cluster: N members in one process join through one seed")
+        sizes = [5] if smoke else [30, 100, 200]
+        # Smoke runs detection with fast heartbeats (0.2 s / 1 s) to stay short.
+        heartbeat = (0.2, 1.0) if smoke else (1.0, 5.0)
+        k = run(lambda: _cluster.cluster_runs(sizes, 1.0 if smoke else 10.0, heartbeat, progress))
+        for n in sizes:
+            report.add(
+                f"converge {n}",
+                "cluster",
+                f"{n} members: join through one seed",
+                k[f"converge {n}"],
+                "s",
+            )
+            report.add(
+                f"gossip idle {n}",
+                "cluster",
+                f"{n} members: idle gossip per member",
+                k[f"idle {n}"],
+                "B/s",
+            )
+        report.add(
+            "detect",
+            "cluster",
+            f"SIGKILL to member_down on all ({k['detect size']:.0f} members)",
+            k["detect"],
+            "s",
+        )
+        if 100 in sizes:
+            report.target(
+                "100 members converge in <= 5 s",
+                k["converge 100"] <= 5.0,
+                f"{k['converge 100']:.2f} s",
+            )
+        worst = max(k[f"idle {n}"] for n in sizes)
+        report.target("idle gossip <= 1 KiB/s per member", worst <= 1024, f"{worst:.0f} B/s")
+        report.target(
+            f"detection <= heartbeat timeout + 2 s ({heartbeat[1] + 2:.0f} s)",
+            k["detect"] <= heartbeat[1] + 2,
+            f"{k['detect']:.2f} s",
         )
     if want("peers"):
         print("== peers (each optional; skipped when not installed)")
