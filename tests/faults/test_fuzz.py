@@ -321,6 +321,6 @@ def _is_control(body: list[Any]) -> bool:
         return len(body) == 1
     if tag == 2:
         return len(body) == 2 and type(body[1]) is bool
-    if tag == 3:
+    if tag in (3, 4):  # 4: a membership frame, ignored by a node outside a cluster
         return len(body) == 2
     return False
