@@ -586,7 +586,10 @@ class Membership:
             if mine is None:
                 if incoming.status is not MemberStatus.UP:
                     continue  # no tombstone is learned from others: it would never expire
-                if self._up_count() >= self.config.max_members:
+                if (
+                    len(self._entries) >= self.config.max_members
+                    and self._up_count() >= self.config.max_members
+                ):
                     self._reject("max_members", node_id)
                     continue
                 self._apply(incoming, now, detected=False)
