@@ -7,9 +7,13 @@ import types
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union, overload
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from actors._message import Message
+from actors._values import receiving_system
 from actors.errors import ContextError, HandlerDefinitionError
 
 if TYPE_CHECKING:
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Actor", "ActorRef", "Context", "handler"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 _HANDLER_MARK = "__actor_handler__"
 
 
@@ -26,7 +31,8 @@ def handler(func: _F) -> _F:
 
     The method takes one argument besides ``self``, annotated with a `Message` subclass (or a
     union of them). It may be a plain or an ``async`` method. When an actor is asked, the
-    method's return value (a `Message` or None) is the reply.
+    method's return value is the reply: a `Message`, None, a plain value (bool, int, float,
+    str, bytes, list, tuple, dict) or anything else pydantic can serialize.
 
     Args:
         func: The method to mark.
@@ -58,9 +64,15 @@ class _Handler:
 class ActorRef:
     """An address of an actor, local or on a peer node, to send it messages.
 
-    Refs are cheap values: build one with `ActorSystem.ref`, or get one from
+    Refs are cheap, immutable values: build one with `ActorSystem.ref`, or get one from
     `Context.sender` / `Context.self_ref`. Two refs are equal when they name the same actor
     through the same system.
+
+    A ref is also a field type: a `Message` may carry refs (``reply_to: ActorRef``,
+    ``ActorRef | None``, ``list[ActorRef]``, ``dict[str, ActorRef]``). On the wire a ref is
+    ``[node_id, name]``; the node that receives the message validates it back into a ref
+    bound to its own system, so ``tell`` and ``ask`` through it work there, to this node, the
+    sender's node or any node the receiver is connected to.
 
     Attributes:
         node_id: The id of the node hosting the actor.
@@ -69,11 +81,12 @@ class ActorRef:
 
     __slots__ = ("_system", "name", "node_id")
 
-    def __init__(self, system: ActorSystem, node_id: str, name: str) -> None:
+    def __init__(self, system: ActorSystem | None, node_id: str, name: str) -> None:
         """Build a ref; prefer `ActorSystem.ref`.
 
         Args:
-            system: The system that sends on this ref's behalf.
+            system: The system that sends on this ref's behalf. None makes an unbound ref,
+                which sends through the system of the actor using it (see `system`).
             node_id: The id of the node hosting the actor.
             name: The actor's name on that node.
         """
@@ -83,8 +96,26 @@ class ActorRef:
 
     @property
     def system(self) -> ActorSystem:
-        """The `ActorSystem` this ref sends through."""
-        return self._system
+        """The `ActorSystem` this ref sends through.
+
+        A ref validated outside any system's receive path (``Msg.model_validate(...)`` in
+        plain code) is unbound; inside a handler it sends through that actor's system.
+
+        Raises:
+            ContextError: The ref is unbound and is used outside any actor's handler.
+        """
+        system = self._system
+        if system is not None:
+            return system
+        from actors._mailbox import current_actor  # a cycle at import time
+
+        running = current_actor.get()
+        if running is None:
+            raise ContextError(
+                f"{self!r} is not bound to an actor system: make refs with system.ref(), "
+                "or use a ref received in a message inside a handler"
+            )
+        return running[0]
 
     def tell(self, message: Message) -> bool:
         """Send a message without waiting for an answer (see `ActorSystem.tell`).
@@ -95,19 +126,71 @@ class ActorRef:
         Returns:
             True when the message was handed to the local mailbox or to the transport.
         """
-        return self._system.tell(self.node_id, self.name, message)
+        return self.system.tell(self.node_id, self.name, message)
 
-    async def ask(self, message: Message, *, timeout: float = 5.0) -> Message | None:
+    @overload
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: None = None
+    ) -> Any: ...
+
+    @overload
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: type[_T]
+    ) -> _T: ...
+
+    @overload
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: types.UnionType
+    ) -> Any: ...
+
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: Any = None
+    ) -> Any:
         """Send a message and wait for the handler's return value (see `ActorSystem.ask`).
 
         Args:
             message: The message to send.
-            timeout: Seconds to wait for the reply.
+            timeout: Seconds to wait for the reply; None waits forever.
+            reply_type: Validate the reply into this type on arrival (``int``,
+                ``list[Point]``, a model...); None returns it as it came.
 
         Returns:
-            The reply message, or None when the handler returned None.
+            The reply: a `Message` as its class, a plain value as returned, anything else in
+            its msgpack-native form (or validated into ``reply_type``).
         """
-        return await self._system.ask(self.node_id, self.name, message, timeout=timeout)
+        return await self.system.ask(
+            self.node_id, self.name, message, timeout=timeout, reply_type=reply_type
+        )
+
+    @staticmethod
+    def __wire_form__(ref: ActorRef) -> list[str]:
+        """The msgpack-native form of a ref: ``[node_id, name]``."""
+        return [ref.node_id, ref.name]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Make `ActorRef` usable as a pydantic field type (see the class docstring)."""
+        from_wire = core_schema.no_info_after_validator_function(
+            _ref_from_wire,
+            core_schema.tuple_schema([core_schema.str_schema(), core_schema.str_schema()]),
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=from_wire,
+            python_schema=core_schema.union_schema(
+                [core_schema.is_instance_schema(cls), from_wire]
+            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                cls.__wire_form__, when_used="always"
+            ),
+        )
+
+    def __copy__(self) -> ActorRef:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ActorRef:
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ActorRef):
@@ -122,7 +205,13 @@ class ActorRef:
         return hash((id(self._system), self.node_id, self.name))
 
     def __repr__(self) -> str:
-        return f"<ActorRef {self.node_id}/{self.name} via {self._system.id}>"
+        via = self._system.id if self._system is not None else "unbound"
+        return f"<ActorRef {self.node_id}/{self.name} via {via}>"
+
+
+def _ref_from_wire(value: tuple[str, str]) -> ActorRef:
+    # The receive path names the system that is validating; outside it the ref is unbound.
+    return ActorRef(receiving_system.get(), value[0], value[1])
 
 
 class Context:

@@ -325,26 +325,9 @@ class ActorCell:
             self._answer(entry, envelope, result)
 
     def _answer(self, entry: _Handler, envelope: Envelope, result: Any) -> None:
-        """Send an ask's reply: the handler's return value, which must be a Message or None."""
-        system = self.system
+        """Send an ask's reply: the handler's return value, whatever its type."""
         assert envelope.reply_node is not None
-        if result is None or isinstance(result, Message):
-            system._reply(envelope.reply_node, envelope.correlation_id, result)
-            return
-        logger.error(
-            "actor %s/%s: %s() returned %s; a reply must be a Message or None",
-            system.id,
-            self.name,
-            entry.name,
-            type(result).__qualname__,
-        )
-        system._reply_error(
-            envelope.reply_node,
-            envelope.correlation_id,
-            "TypeError",
-            f"{entry.name}() returned {type(result).__qualname__}; "
-            "a reply must be a Message or None",
-        )
+        self.system._reply(envelope.reply_node, envelope.correlation_id, result)
 
     async def _failed(self, entry: _Handler, envelope: Envelope, exc: Exception) -> None:
         """A handler raised: log it, answer an ask with the error, apply supervision."""

@@ -20,12 +20,13 @@ import asyncio
 import enum
 import inspect
 import logging
+import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from itertools import count
 from ssl import SSLContext
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -33,6 +34,7 @@ from actors._actor import Actor, ActorRef
 from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Envelope, Supervision, current_actor
 from actors._message import _REGISTRY as _message_classes
 from actors._message import Message, encode_message, message_class
+from actors._values import copy_reply, decode_reply, encode_reply, receiving_system, validate_reply
 from actors.errors import (
     ActorNotFoundError,
     AskError,
@@ -51,6 +53,8 @@ from transport import EncodingError, Node, TransportError
 __all__ = ["ActorSystem", "DeadLetter", "EnvelopeKind", "NodeDown", "NodeUp", "SystemStats"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Builds an Envelope at C speed (a NamedTuple's own __new__ is a Python function).
 _new_envelope = tuple.__new__
@@ -140,13 +144,13 @@ class SystemStats:
 
 @dataclass(slots=True)
 class _PendingAsk:
-    future: asyncio.Future[Message | None]
+    future: asyncio.Future[Any]
     node_id: str
     target: str
 
 
 def _expire_ask(
-    future: asyncio.Future[Message | None],
+    future: asyncio.Future[Any],
     node_id: str,
     name: str,
     message_type: type[Message],
@@ -530,24 +534,75 @@ class ActorSystem:
             handed += self._deliver_local(name, message, sender_name, None, 0)
         return handed
 
+    @overload
     async def ask(
-        self, node_id: str, name: str, message: Message, *, timeout: float | None = 5.0
-    ) -> Message | None:
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: None = None,
+    ) -> Any: ...
+
+    @overload
+    async def ask(
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: type[_T],
+    ) -> _T: ...
+
+    @overload
+    async def ask(
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: types.UnionType,
+    ) -> Any: ...
+
+    async def ask(
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: object = None,
+    ) -> Any:
         """Send a message and wait for the handler's return value.
+
+        The reply is the handler's return value, whatever its type: a `Message` comes back as
+        its class; None, bool, int, float, str, bytes, list, tuple and dict come back equal
+        (a tuple as a list); anything else pydantic can serialize (a model, a dataclass,
+        datetime, UUID, Decimal, Enum...) comes back in its msgpack-native form, which
+        ``reply_type`` validates back into the type you expect.
 
         Args:
             node_id: The id of the node hosting the target (this node's own id works too).
             name: The target actor's name.
             message: The message.
             timeout: Seconds to wait for the reply; None waits forever.
+            reply_type: Validate the reply into this type on arrival (``int``,
+                ``list[Point]``, a model, ``datetime``...); with a class ``T`` the call is
+                typed as returning ``T``. None (the default) returns the reply as it came,
+                typed ``Any``.
 
         Returns:
-            The reply: the `Message` the handler returned, or None.
+            The reply (validated into ``reply_type`` when one is given).
 
         Raises:
             AskTimeoutError: No reply within ``timeout`` (it is an `asyncio.TimeoutError`);
                 a reply arriving later is dropped.
-            RemoteError: The handler raised; carries the exception's type name and message.
+            RemoteError: The handler raised (carries the exception's type name and message),
+                or its return value cannot be serialized (type name ``"EncodeError"``).
+            AskError: The reply does not validate as ``reply_type``.
             DeadLetterError: No such actor, no handler for the message, a payload that failed
                 validation, or the actor stopped before handling it.
             NodeDownError: The node is not connected, or its connection ended while waiting.
@@ -557,6 +612,12 @@ class ActorSystem:
             EncodeError: The message cannot be encoded for the wire.
             NodeError: The transport refused the packet for another reason.
         """
+        reply = await self._ask(node_id, name, message, timeout)
+        if reply_type is None:
+            return reply
+        return validate_reply(reply, reply_type, self)
+
+    async def _ask(self, node_id: str, name: str, message: Message, timeout: float | None) -> Any:
         self._check_open()
         if not isinstance(message, Message):
             raise TypeError(f"ask() needs a Message, not {type(message).__qualname__}")
@@ -566,7 +627,7 @@ class ActorSystem:
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         correlation_id = next(self._correlation_ids)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Message | None] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[correlation_id] = _PendingAsk(future, node_id, name)
         timer: asyncio.TimerHandle | None = None
         try:
@@ -635,23 +696,27 @@ class ActorSystem:
 
     # --- replies -------------------------------------------------------------------------------
 
-    def _reply(self, node_id: str, correlation_id: int, result: Message | None) -> None:
+    def _reply(self, node_id: str, correlation_id: int, result: Any) -> None:
         if node_id == self._id:
             pending = self._pending.get(correlation_id)
-            if pending is not None and not pending.future.done():
-                pending.future.set_result(result)
-            return
-        if result is None:
-            tag, payload = None, None
-        else:
-            try:
-                tag, payload = encode_message(result)
-            except EncodeError as exc:
-                self._reply_error(node_id, correlation_id, "EncodeError", str(exc))
+            if pending is None or pending.future.done():
                 return
-        if not self._node.send(
-            node_id, [_REPLY, None, tag, payload, self._id, None, correlation_id]
-        ):
+            try:
+                pending.future.set_result(copy_reply(result))
+            except EncodeError as exc:
+                logger.error("%s: reply %d cannot be sent: %s", self._id, correlation_id, exc)
+                pending.future.set_exception(RemoteError("EncodeError", str(exc)))
+            return
+        try:
+            tag, payload = encode_reply(result)
+            sent = self._node.send(
+                node_id, [_REPLY, None, tag, payload, self._id, None, correlation_id]
+            )
+        except (EncodeError, EncodingError, TypeError, ValueError, OverflowError) as exc:
+            logger.error("%s: reply %d cannot be sent: %s", self._id, correlation_id, exc)
+            self._reply_error(node_id, correlation_id, "EncodeError", str(exc))
+            return
+        if not sent:
             logger.debug("reply %d to %s dropped: not connected", correlation_id, node_id)
 
     def _reply_error(self, node_id: str, correlation_id: int, type_name: str, text: str) -> None:
@@ -731,6 +796,13 @@ class ActorSystem:
         # The hot path: well-formed tells and asks to a local actor with a known tag. A run of
         # tells to one idle actor is handled in a single call (`ActorCell.run_tells`). Anything
         # else, or any doubt, takes `_on_packet`, which explains what went wrong.
+        token = receiving_system.set(self)  # refs in these payloads bind to this system
+        try:
+            self._receive(peer_id, packets)
+        finally:
+            receiving_system.reset(token)
+
+    def _receive(self, peer_id: str, packets: list[Any]) -> None:
         index = 0
         count = len(packets)
         actors = self._actors
@@ -855,21 +927,8 @@ class ActorSystem:
                     error = AskError(f"malformed error reply from {peer_id}: {payload!r:.200}")
                 pending.future.set_exception(error)
                 return
-            if tag is None:
-                pending.future.set_result(None)
-                return
-            reply_cls = message_class(tag) if type(tag) is str else None
             try:
-                if reply_cls is None:
-                    raise DeadLetterError(
-                        "invalid_reply", f"no Message class with tag {tag!r} on {self._id!r}"
-                    )
-                try:
-                    reply = reply_cls.__pydantic_validator__.validate_python(payload)
-                except ValidationError as exc:
-                    raise DeadLetterError(
-                        "invalid_reply", f"reply does not validate as {reply_cls.__qualname__}"
-                    ) from exc
+                reply = decode_reply(tag, payload)
             except DeadLetterError as exc:
                 self._dead_letter(exc.reason, pending.target, repr(tag), peer_id, exc.detail)
                 pending.future.set_exception(exc)
