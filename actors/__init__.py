@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import logging
 
-from actors._actor import Actor, ActorRef, Context, handler
+from actors._actor import Actor, ActorRef, Context, Terminated, handler
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
 from actors._system import (
+    ActorFailed,
+    ActorStats,
     ActorSystem,
     DeadLetter,
     EnvelopeKind,
@@ -37,6 +39,7 @@ from actors._system import (
     SystemEvent,
     SystemStats,
 )
+from actors._timers import Timer
 from actors._tuning import tune_gc
 from actors.errors import (
     ActorError,
@@ -59,8 +62,10 @@ from actors.errors import (
 __all__ = [
     "Actor",
     "ActorError",
+    "ActorFailed",
     "ActorNotFoundError",
     "ActorRef",
+    "ActorStats",
     "ActorSystem",
     "AskError",
     "AskTimeoutError",
@@ -84,6 +89,8 @@ __all__ = [
     "SystemClosedError",
     "SystemEvent",
     "SystemStats",
+    "Terminated",
+    "Timer",
     "encode_message",
     "handler",
     "message_class",

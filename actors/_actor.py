@@ -13,13 +13,15 @@ from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from actors._message import Message
+from actors._timers import Timer, Timers
 from actors._values import receiving_system
+from actors._watch import TerminationReason
 from actors.errors import ContextError, HandlerDefinitionError
 
 if TYPE_CHECKING:
     from actors._system import ActorSystem
 
-__all__ = ["Actor", "ActorRef", "Context", "handler"]
+__all__ = ["Actor", "ActorRef", "Context", "Terminated", "handler"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -214,6 +216,19 @@ def _ref_from_wire(value: tuple[str, str]) -> ActorRef:
     return ActorRef(receiving_system.get(), value[0], value[1])
 
 
+class Terminated(Message, tag="masterless.Terminated"):
+    """Delivered once to an actor that watches ``ref`` (`Context.watch`) when that actor ends.
+
+    Attributes:
+        ref: The watched actor.
+        reason: ``"stopped"`` (it stopped), ``"not_found"`` (no such actor when the watch
+            arrived), or ``"node_down"`` (its node is not connected, went down or restarted).
+    """
+
+    ref: ActorRef
+    reason: TerminationReason
+
+
 class Context:
     """What an actor knows about its situation; read it as ``self.context`` in a handler.
 
@@ -223,7 +238,7 @@ class Context:
         self_ref: An `ActorRef` to the actor itself.
     """
 
-    __slots__ = ("_sender_name", "_sender_node", "name", "self_ref", "system")
+    __slots__ = ("_sender_name", "_sender_node", "_timers", "name", "self_ref", "system")
 
     def __init__(self, system: ActorSystem, name: str) -> None:
         """Build a context; the system does this at spawn.
@@ -237,6 +252,7 @@ class Context:
         self.self_ref = ActorRef(system, system.id, name)
         self._sender_node: str | None = None
         self._sender_name: str | None = None
+        self._timers = Timers(self.self_ref.tell)
 
     @property
     def sender(self) -> ActorRef | None:
@@ -248,6 +264,46 @@ class Context:
         if self._sender_name is None or self._sender_node is None:
             return None
         return ActorRef(self.system, self._sender_node, self._sender_name)
+
+    def schedule(self, delay: float, message: Message, *, every: float | None = None) -> Timer:
+        """Send ``message`` to this actor after ``delay`` seconds (then every ``every``).
+
+        The timer ends when it is cancelled, when a one-shot timer fired, and when the actor
+        stops or is restarted: no timer message is delivered, or becomes a dead letter, after
+        that.
+
+        Args:
+            delay: Seconds until the first delivery.
+            message: The message to deliver to this actor.
+            every: Repeat at this rate (seconds); None delivers once.
+
+        Returns:
+            A `Timer`; call ``cancel()`` on it to stop it.
+
+        Raises:
+            TypeError: ``message`` is not a `Message`.
+            ValueError: ``delay`` is negative or ``every`` is not positive.
+        """
+        return self._timers.schedule(delay, message, every)
+
+    def watch(self, ref: ActorRef) -> None:
+        """Be told once when the actor behind ``ref`` ends: a `Terminated` message arrives.
+
+        Works for local and remote refs. Watching the same ref again changes nothing. The
+        reason is ``"stopped"``, ``"not_found"`` or ``"node_down"`` (see `Terminated`).
+
+        Args:
+            ref: The actor to watch.
+        """
+        self.system._watch(self.name, ref)
+
+    def unwatch(self, ref: ActorRef) -> None:
+        """Stop watching ``ref``; no `Terminated` for it is delivered after this call.
+
+        Args:
+            ref: A ref passed to `watch` before (anything else is ignored).
+        """
+        self.system._unwatch(self.name, ref)
 
     def __repr__(self) -> str:
         return f"<Context {self.system.id}/{self.name}>"

@@ -45,6 +45,9 @@ current_actor: contextvars.ContextVar[tuple[ActorSystem, str] | None] = contextv
 # with synchronous handlers does not starve the others.
 _FAIRNESS_BATCH = 128
 
+# The correlation id of the mailbox entries a timer queued (asks use positive ids, tells 0).
+_TIMER_MARK = -1
+
 
 class Envelope(NamedTuple):
     """A message in a mailbox, with where it came from and where a reply goes."""
@@ -67,6 +70,7 @@ class ActorCell:
         instance: Actor,
         factory: Callable[[], Actor] | None,
         supervision: Supervision,
+        mailbox_size: int | None = None,
     ) -> None:
         self.system = system
         self.name = name
@@ -74,6 +78,11 @@ class ActorCell:
         self.factory = factory
         self.supervision = supervision
         self.context = Context(system, name)
+        self.context._timers._deliver = self._deliver_timer
+        self.mailbox_size = mailbox_size
+        self.handled = 0
+        self.failed = 0
+        self.restarts = 0
         self._identity = (system, name)
         instance._actor_context = self.context
         self.task: asyncio.Task[None] | None = None
@@ -92,8 +101,25 @@ class ActorCell:
             self._run(), name=f"actor {self.system.id}/{self.name}"
         )
 
-    def put(self, envelope: Envelope) -> None:
-        """Append a message to the mailbox (never blocks, allocates nothing but the entry)."""
+    def put(self, envelope: Envelope) -> bool:
+        """Append a message to the mailbox (never blocks, allocates nothing but the entry).
+
+        Returns:
+            False when the mailbox is bounded and full (nothing was queued).
+        """
+        size = self.mailbox_size
+        if size is not None and len(self._queue) >= size:
+            return False
+        self._queue.append(envelope)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def put_system(self, envelope: Envelope) -> None:
+        """Append a system notice (`Terminated`, `NodeUp`...), past the mailbox bound."""
         self._queue.append(envelope)
         waiter = self._waiter
         if waiter is not None:
@@ -123,6 +149,7 @@ class ActorCell:
         context._sender_name = envelope.sender_name
         self._running_inline = True
         token = current_actor.set(self._identity)
+        self.handled += 1
         try:
             result = entry.function(instance, message)
         except Exception as exc:
@@ -182,6 +209,7 @@ class ActorCell:
                     sender_name = None
                 context._sender_name = sender_name
                 index += 1
+                self.handled += 1
                 try:
                     function(instance, message)
                 except Exception as exc:
@@ -279,6 +307,7 @@ class ActorCell:
                 # The hot path, a tell to a synchronous handler: no coroutine per message.
                 context._sender_node = envelope.sender_node
                 context._sender_name = envelope.sender_name
+                self.handled += 1
                 try:
                     entry.function(instance, message)
                 except Exception as exc:
@@ -311,6 +340,7 @@ class ActorCell:
         context = self.context
         context._sender_node = envelope.sender_node
         context._sender_name = envelope.sender_name
+        self.handled += 1
         try:
             result = entry.function(instance, message)
             if entry.is_async:
@@ -330,8 +360,10 @@ class ActorCell:
         self.system._reply(envelope.reply_node, envelope.correlation_id, result)
 
     async def _failed(self, entry: _Handler, envelope: Envelope, exc: Exception) -> None:
-        """A handler raised: log it, answer an ask with the error, apply supervision."""
+        """A handler raised: log it, count it, tell ``actor_failed`` callbacks, answer an ask
+        with the error, apply supervision."""
         system = self.system
+        self.failed += 1
         logger.error(
             "actor %s/%s: %s() failed on %s",
             system.id,
@@ -344,6 +376,7 @@ class ActorCell:
             system._reply_error(
                 envelope.reply_node, envelope.correlation_id, type(exc).__name__, str(exc)
             )
+        system._actor_failed(self.name, type(envelope.message), exc)
         await self._supervise()
 
     async def _supervise(self) -> None:
@@ -355,6 +388,8 @@ class ActorCell:
             return
         # restart: the old instance is done with; a fresh one from the factory takes over
         logger.info("actor %s/%s restarts (supervision=restart)", self.system.id, self.name)
+        self.restarts += 1
+        self.context._timers.cancel_all()
         await self._call_hook(self.instance.on_stop, "on_stop")
         self._started = False
         assert self.factory is not None  # spawn() refuses restart without a factory
@@ -383,16 +418,28 @@ class ActorCell:
             return False
         return True
 
+    def _deliver_timer(self, message: Message) -> bool:
+        """Queue a fired timer's message, marked so a stop discards it without a dead letter."""
+        if self._stopping:
+            return False
+        sender = self.system.id
+        return self.put(Envelope(message, sender, self.name, None, _TIMER_MARK))
+
     async def _finish(self) -> None:
         self._stopping = True
+        self.context._timers.cancel_all()
         self.system._forget(self)
         try:
             if self._started:
                 await self._call_hook(self.instance.on_stop, "on_stop")
         finally:
             self.stopped = True
+            discarded = 0
             while self._queue:
                 envelope = self._queue.popleft()
+                if envelope.correlation_id == _TIMER_MARK and envelope.reply_node is None:
+                    continue  # the actor's own timer: it ended with the actor
+                discarded += 1
                 self.system._dead_letter(
                     "actor_stopped",
                     self.name,
@@ -401,4 +448,8 @@ class ActorCell:
                     f"actor {self.name!r} stopped before handling it",
                     envelope.reply_node,
                     envelope.correlation_id,
+                    log=False,
                 )
+            if discarded:
+                self.system._discarded_on_stop(self.name, discarded)
+            self.system._ended(self)

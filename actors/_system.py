@@ -30,11 +30,12 @@ from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
-from actors._actor import Actor, ActorRef
+from actors._actor import Actor, ActorRef, Terminated
 from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Envelope, Supervision, current_actor
 from actors._message import _REGISTRY as _message_classes
 from actors._message import Message, encode_message, message_class
 from actors._values import copy_reply, decode_reply, encode_reply, receiving_system, validate_reply
+from actors._watch import Notify, SendUnwatch, SendWatch, WatchAction, WatchTable
 from actors.errors import (
     ActorNotFoundError,
     AskError,
@@ -50,7 +51,16 @@ from actors.errors import (
 )
 from transport import EncodingError, Node, TransportError
 
-__all__ = ["ActorSystem", "DeadLetter", "EnvelopeKind", "NodeDown", "NodeUp", "SystemStats"]
+__all__ = [
+    "ActorFailed",
+    "ActorStats",
+    "ActorSystem",
+    "DeadLetter",
+    "EnvelopeKind",
+    "NodeDown",
+    "NodeUp",
+    "SystemStats",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +77,9 @@ class EnvelopeKind(enum.IntEnum):
     ASK = 1
     REPLY = 2
     ERROR = 3
+    WATCH = 4
+    UNWATCH = 5
+    TERMINATED = 6
 
 
 # Plain ints on the hot path: cheaper to compare and pack than IntEnum members.
@@ -74,6 +87,10 @@ _TELL = 0
 _ASK = 1
 _REPLY = 2
 _ERROR = 3
+_WATCH = 4
+_UNWATCH = 5
+_TERMINATED = 6
+_WATCH_KINDS = frozenset({_WATCH, _UNWATCH, _TERMINATED})
 _ERROR_REMOTE = "RemoteError"
 _ERROR_DEAD_LETTER = "DeadLetter"
 
@@ -124,6 +141,40 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class ActorFailed:
+    """A handler raised, as passed to ``on("actor_failed", ...)`` callbacks.
+
+    Attributes:
+        actor: The actor's name on this node.
+        message_type: The class of the message being handled.
+        exception: What the handler raised.
+    """
+
+    actor: str
+    message_type: type[Message]
+    exception: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    """One actor's counters, in `SystemStats.by_actor`.
+
+    Attributes:
+        handled: Messages given to a handler (including those it failed on).
+        failed: Messages whose handler raised.
+        restarts: Times the supervisor replaced the instance (``supervision="restart"``).
+        mailbox_depth: Messages waiting in the mailbox now.
+        mailbox_size: The mailbox bound, or None when unbounded.
+    """
+
+    handled: int
+    failed: int
+    restarts: int
+    mailbox_depth: int
+    mailbox_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SystemStats:
     """A snapshot of an `ActorSystem`'s counters (see `ActorSystem.stats`).
 
@@ -133,6 +184,7 @@ class SystemStats:
         dead_letters: How many dead letters were counted since start.
         dead_letters_by_reason: The same count split by `DeadLetter.reason`.
         peers: Ids of the connected peer nodes.
+        by_actor: Each running actor's `ActorStats`, by name.
     """
 
     actors: int
@@ -140,6 +192,7 @@ class SystemStats:
     dead_letters: int
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
+    by_actor: dict[str, ActorStats] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -164,9 +217,9 @@ def _expire_ask(
         )
 
 
-SystemEvent = Literal["node_up", "node_down", "dead_letter"]
+SystemEvent = Literal["node_up", "node_down", "dead_letter", "actor_failed"]
 """The events :meth:`ActorSystem.on` accepts."""
-_EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter"})
+_EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter", "actor_failed"})
 
 
 class ActorSystem:
@@ -220,6 +273,8 @@ class ActorSystem:
         self._handlers: dict[str, list[Callable[..., Any]]] = {event: [] for event in _EVENTS}
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         self._dead_letters: Counter[str] = Counter()
+        self._discarded: Counter[str] = Counter()
+        self._watches = WatchTable(node_id, self._is_running, self.is_up)
         self._started = False
         self._closing = False
         self._closed = asyncio.Event()
@@ -310,6 +365,16 @@ class ActorSystem:
                 if late:
                     await asyncio.wait(late)
             self._actors.clear()
+            self._watches.clear()
+            if self._discarded:
+                logger.warning(
+                    "actor system %s closed with %d queued message(s) unhandled, now dead "
+                    "letters (%s)",
+                    self._id,
+                    sum(self._discarded.values()),
+                    ", ".join(f"{name}: {n}" for name, n in self._discarded.most_common(5))
+                    + (", ..." if len(self._discarded) > 5 else ""),
+                )
             self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
         finally:
             try:
@@ -343,6 +408,7 @@ class ActorSystem:
         actor: Actor | Callable[[], Actor],
         *,
         supervision: Supervision = "resume",
+        mailbox_size: int | None = None,
     ) -> ActorRef:
         """Start an actor under a name, unique on this node.
 
@@ -352,6 +418,10 @@ class ActorSystem:
             supervision: What happens when a handler raises: ``"resume"`` (default) keeps
                 the instance and goes on, ``"restart"`` builds a fresh instance from the
                 factory, ``"stop"`` removes the actor.
+            mailbox_size: Bound the mailbox to this many waiting messages. When it is full,
+                a local `tell` returns False, an `ask` fails with `DeadLetterError`
+                (``"mailbox_full"``) and a tell from a peer becomes a dead letter
+                ``"mailbox_full"``. None (the default) leaves it unbounded.
 
         Returns:
             A ref to the new actor.
@@ -367,6 +437,8 @@ class ActorSystem:
             raise SpawnError(f"actor name must be a non-empty str, not {name!r}")
         if name in self._actors:
             raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
+        if mailbox_size is not None and (type(mailbox_size) is not int or mailbox_size < 1):
+            raise SpawnError(f"mailbox_size must be a positive int or None, not {mailbox_size!r}")
         if supervision not in SUPERVISION_POLICIES:
             raise SpawnError(
                 f"unknown supervision policy {supervision!r}; use one of "
@@ -399,7 +471,7 @@ class ActorSystem:
             type(instance)._handler_table()  # surface malformed handlers now
         except NameError as exc:
             raise HandlerDefinitionError(str(exc)) from exc
-        cell = ActorCell(self, name, instance, factory, supervision)
+        cell = ActorCell(self, name, instance, factory, supervision, mailbox_size)
         self._actors[name] = cell
         cell.start()
         logger.debug("spawned %r", cell)
@@ -430,6 +502,10 @@ class ActorSystem:
         if self._actors.get(cell.name) is cell:
             del self._actors[cell.name]
 
+    def _ended(self, cell: ActorCell) -> None:
+        """The actor's ``on_stop`` ran: end the watches of it and those it held."""
+        self._apply_watch(self._watches.actor_stopped(cell.name))
+
     def ref(self, node_id: str, name: str) -> ActorRef:
         """A ref to the actor ``name`` on node ``node_id`` (this node or a peer).
 
@@ -444,11 +520,13 @@ class ActorSystem:
 
     # --- the mesh ------------------------------------------------------------------------------
 
-    async def connect(self, uri: str) -> str:
+    async def connect(self, uri: str, *, timeout: float | None = None) -> str:
         """Connect to a peer node (and keep reconnecting to it if the connection drops).
 
         Args:
             uri: The peer's uri, e.g. ``"tcp://127.0.0.1:9001"``.
+            timeout: Seconds to wait for the handshake; None uses the node's
+                ``handshake_timeout`` (5 s by default).
 
         Returns:
             The peer's node id.
@@ -459,7 +537,7 @@ class ActorSystem:
         """
         self._check_open()
         try:
-            return await self._node.connect(uri)
+            return await self._node.connect(uri, timeout=timeout)
         except (TransportError, OSError) as exc:
             raise NodeError(f"{self._id!r} could not connect to {uri}: {exc}") from exc
 
@@ -623,6 +701,13 @@ class ActorSystem:
             raise TypeError(f"ask() needs a Message, not {type(message).__qualname__}")
         if timeout is not None and timeout != timeout:
             raise ValueError("ask() timeout must be seconds or None, not NaN")
+        if node_id != self._id and node_id not in self._node.peers:
+            # Never into a reconnect queue: the reply could not come back before the peer is
+            # up again, and the caller should hear now that it is not.
+            raise NodeDownError(
+                f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to {self._id!r}",
+                node_id,
+            )
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         correlation_id = next(self._correlation_ids)
@@ -691,8 +776,12 @@ class ActorSystem:
                 correlation_id,
             )
             return False
-        cell.put(Envelope(message, self._id, sender_name, reply_node, correlation_id))
-        return True
+        envelope = Envelope(message, self._id, sender_name, reply_node, correlation_id)
+        if cell.put(envelope):
+            return True
+        if reply_node is not None:  # an ask: answer it; a tell's caller sees False
+            self._mailbox_full(cell, envelope)
+        return False
 
     # --- replies -------------------------------------------------------------------------------
 
@@ -739,6 +828,106 @@ class ActorSystem:
             if not pending.future.done():
                 pending.future.set_exception(make_error(pending))
 
+    # --- liveness, backpressure and death watch ---------------------------------------------
+
+    def is_up(self, node_id: str) -> bool:
+        """Whether messages to ``node_id`` go out now: this node while open, or a connected peer.
+
+        An ask to a node that is not up raises `NodeDownError` at once (it never waits in the
+        transport's reconnect queue); a tell to a kept peer that is re-dialling is queued.
+
+        Args:
+            node_id: A node id.
+
+        Returns:
+            True for this system's own id (until `close`) and for connected peers.
+        """
+        if node_id == self._id:
+            return self._started and not self._closing
+        return node_id in self._node.peers
+
+    async def drained(self, node_id: str) -> None:
+        """Wait until the outgoing buffer to ``node_id`` is below the transport's low-water mark.
+
+        Use it between bursts of tells when `tell` returned False for a connected peer (its
+        buffer passed the high-water mark). Returns at once when nothing is buffered, when the
+        node is this one, and when the connection ends (check `is_up`).
+
+        Args:
+            node_id: A peer's node id.
+
+        Raises:
+            SystemClosedError: The system is closed.
+        """
+        self._check_open()
+        if node_id == self._id:
+            return
+        await self._node.drained(node_id)
+
+    def _is_running(self, name: str) -> bool:
+        cell = self._actors.get(name)
+        return cell is not None and not cell.stopped
+
+    def _watch(self, watcher: str, ref: ActorRef) -> None:
+        self._apply_watch(self._watches.watch(watcher, (ref.node_id, ref.name)))
+
+    def _unwatch(self, watcher: str, ref: ActorRef) -> None:
+        self._apply_watch(self._watches.unwatch(watcher, (ref.node_id, ref.name)))
+
+    def _apply_watch(self, actions: list[WatchAction]) -> None:
+        for action in actions:
+            if isinstance(action, Notify):
+                cell = self._actors.get(action.watcher)
+                if cell is None or self._closing:
+                    continue  # the watcher is gone too; nobody to tell
+                ref = ActorRef(self, *action.target)
+                cell.put_system(
+                    Envelope(Terminated(ref=ref, reason=action.reason), None, None, None, 0)
+                )
+            elif isinstance(action, SendWatch):
+                self._node.send(
+                    action.node, [_WATCH, action.target, None, None, self._id, action.watcher, None]
+                )
+            elif isinstance(action, SendUnwatch):
+                self._node.send(
+                    action.node,
+                    [_UNWATCH, action.target, None, None, self._id, action.watcher, None],
+                )
+            else:
+                self._node.send(
+                    action.node,
+                    [
+                        _TERMINATED,
+                        action.target,
+                        None,
+                        action.reason,
+                        self._id,
+                        action.watcher,
+                        None,
+                    ],
+                )
+
+    def _on_watch_packet(
+        self, peer_id: str, kind: int, target: Any, reason: Any, watcher: Any
+    ) -> None:
+        if type(target) is not str or type(watcher) is not str:
+            self._dead_letter(
+                "malformed_envelope", None, None, peer_id, f"watch notice {kind} without names"
+            )
+            return
+        if kind == _WATCH:
+            actions = self._watches.watched(peer_id, target, watcher)
+        elif kind == _UNWATCH:
+            actions = self._watches.unwatched(peer_id, target, watcher)
+        elif reason in ("stopped", "not_found", "node_down"):
+            actions = self._watches.terminated(peer_id, target, watcher, reason)
+        else:
+            self._dead_letter(
+                "malformed_envelope", target, None, peer_id, f"unknown termination {reason!r:.80}"
+            )
+            return
+        self._apply_watch(actions)
+
     # --- dead letters --------------------------------------------------------------------------
 
     @property
@@ -763,6 +952,12 @@ class ActorSystem:
             dead_letters=sum(self._dead_letters.values()),
             dead_letters_by_reason=dict(self._dead_letters),
             peers=tuple(self._node.peers),
+            by_actor={
+                name: ActorStats(
+                    cell.handled, cell.failed, cell.restarts, cell.queued, cell.mailbox_size
+                )
+                for name, cell in self._actors.items()
+            },
         )
 
     def _dead_letter(
@@ -774,23 +969,56 @@ class ActorSystem:
         detail: str,
         reply_node: str | None = None,
         correlation_id: int | None = None,
+        *,
+        log: bool = True,
     ) -> None:
         self._dead_letters[reason] += 1
-        logger.warning(
-            "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
-            self._id,
-            reason,
-            detail,
-            target,
-            tag,
-            sender_node,
-        )
+        if log:
+            logger.warning(
+                "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
+                self._id,
+                reason,
+                detail,
+                target,
+                tag,
+                sender_node,
+            )
         if reply_node is not None and isinstance(correlation_id, int):
             self._send_error(reply_node, correlation_id, _ERROR_DEAD_LETTER, reason, detail)
         if self._handlers["dead_letter"]:
             self._emit("dead_letter", DeadLetter(reason, target, tag, sender_node, detail))
 
     # --- transport events ----------------------------------------------------------------------
+
+    def _mailbox_full(self, cell: ActorCell, envelope: Envelope) -> None:
+        count = self._dead_letters["mailbox_full"] + 1
+        # A flood against a full mailbox logs log2(n) lines, not n.
+        self._dead_letter(
+            "mailbox_full",
+            cell.name,
+            envelope.message.__message_tag__,
+            envelope.sender_node,
+            f"mailbox of {cell.name!r} is full ({cell.mailbox_size} messages; "
+            f"{count} dropped so far)",
+            envelope.reply_node,
+            envelope.correlation_id,
+            log=count & (count - 1) == 0,
+        )
+
+    def _discarded_on_stop(self, name: str, count: int) -> None:
+        if self._closing:
+            self._discarded[name] += count  # close() logs one line for all actors
+        else:
+            logger.warning(
+                "actor %s/%s stopped with %d queued message(s); they became dead letters",
+                self._id,
+                name,
+                count,
+            )
+
+    def _actor_failed(self, name: str, message_type: type[Message], exc: Exception) -> None:
+        if self._handlers["actor_failed"]:
+            self._emit("actor_failed", ActorFailed(name, message_type, exc))
 
     def _on_packets(self, peer_id: str, packets: list[Any]) -> None:
         # The hot path: well-formed tells and asks to a local actor with a known tag. A run of
@@ -849,8 +1077,8 @@ class ActorSystem:
             envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
         else:
             envelope = _new_envelope(Envelope, (message, peer_id, sender_name, peer_id, packet[6]))
-        if not cell.run_now(envelope):
-            cell.put(envelope)
+        if not cell.run_now(envelope) and not cell.put(envelope):
+            self._mailbox_full(cell, envelope)
         return True
 
     def _on_packet(self, peer_id: str, packet: Any) -> None:
@@ -912,8 +1140,10 @@ class ActorSystem:
                 return
             sender = sender_name if type(sender_name) is str else None
             envelope = Envelope(message, peer_id, sender, reply_node, correlation_id or 0)
-            if not cell.run_now(envelope):
-                cell.put(envelope)
+            if not cell.run_now(envelope) and not cell.put(envelope):
+                self._mailbox_full(cell, envelope)
+        elif kind in _WATCH_KINDS:
+            self._on_watch_packet(peer_id, kind, target, payload, sender_name)
         elif kind in (_REPLY, _ERROR):
             pending = self._pending.get(correlation_id) if type(correlation_id) is int else None
             if pending is None or pending.node_id != peer_id or pending.future.done():
@@ -947,6 +1177,7 @@ class ActorSystem:
     def _on_disconnect(self, peer_id: str, reason: str) -> None:
         logger.info("%s: node %s down (%s)", self._id, peer_id, reason)
         self._fail_pending_to(peer_id, reason)
+        self._apply_watch(self._watches.node_down(peer_id))
         self._notify_actors(NodeDown(node_id=peer_id, reason=str(reason)))
         self._emit("node_down", peer_id, reason)
 
@@ -966,7 +1197,7 @@ class ActorSystem:
             return
         for cell in list(self._actors.values()):
             if cell.handles(type(event)):
-                cell.put(Envelope(event, None, None, None, 0))
+                cell.put_system(Envelope(event, None, None, None, 0))
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in list(self._handlers[event]):

@@ -1,0 +1,144 @@
+"""Timers: messages an actor schedules for itself (``context.schedule``).
+
+Each actor's `Context` owns one `Timers`: every `Timer` it made, each an asyncio timer handle
+that hands the message to the actor's own mailbox when it fires. When the actor stops (or is
+restarted by its supervisor), `Timers.cancel_all` ends them all, so none fires afterwards.
+
+A repeating timer keeps a fixed rate: each firing is scheduled ``every`` seconds after the
+previous one was due, and ticks missed while the event loop was busy are skipped rather than
+delivered in a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+
+from actors._message import Message
+
+__all__ = ["Timer", "Timers"]
+
+logger = logging.getLogger(__name__)
+
+
+class Timer:
+    """A scheduled message; returned by `Context.schedule`.
+
+    Attributes:
+        message: The message it delivers.
+        every: Seconds between repeats, or None for a one-shot timer.
+    """
+
+    __slots__ = ("_deadline", "_handle", "_owner", "every", "fired", "message")
+
+    def __init__(self, owner: Timers, message: Message, every: float | None) -> None:
+        self._owner = owner
+        self.message = message
+        self.every = every
+        self.fired = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+
+    @property
+    def active(self) -> bool:
+        """True until the timer is cancelled, its actor stops, or a one-shot timer fired."""
+        return self._handle is not None
+
+    def cancel(self) -> bool:
+        """Stop the timer; a message it already delivered stays in the mailbox.
+
+        Returns:
+            True when the timer was active, False when it had already ended.
+        """
+        handle = self._handle
+        if handle is None:
+            return False
+        handle.cancel()
+        self._handle = None
+        self._owner._active.discard(self)
+        return True
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.fired += 1
+        every = self.every
+        if every is None:
+            self._owner._active.discard(self)
+        else:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            deadline = self._deadline + every
+            if deadline <= now:  # the loop fell behind: skip the missed ticks
+                deadline = now + every
+            self._deadline = deadline
+            self._handle = loop.call_at(deadline, self._fire)
+        self._owner._deliver(self.message)
+
+    def __repr__(self) -> str:
+        kind = "one-shot" if self.every is None else f"every {self.every} s"
+        state = "active" if self.active else "ended"
+        return f"<Timer {type(self.message).__qualname__} {kind} {state} fired={self.fired}>"
+
+
+class Timers:
+    """The timers of one actor.
+
+    Args:
+        deliver: Hands a fired timer's message to the actor's mailbox.
+    """
+
+    __slots__ = ("_active", "_deliver")
+
+    def __init__(self, deliver: Callable[[Message], object]) -> None:
+        self._deliver = deliver
+        self._active: set[Timer] = set()
+
+    def schedule(self, delay: float, message: Message, every: float | None = None) -> Timer:
+        """Deliver ``message`` to the actor after ``delay`` seconds, then every ``every``.
+
+        Args:
+            delay: Seconds until the first delivery (0 or more).
+            message: The message.
+            every: Seconds between later deliveries; None delivers once.
+
+        Returns:
+            The timer's handle.
+
+        Raises:
+            TypeError: ``message`` is not a `Message`.
+            ValueError: ``delay`` is negative or not finite, or ``every`` is not positive.
+        """
+        if not isinstance(message, Message):
+            raise TypeError(f"schedule() needs a Message, not {type(message).__qualname__}")
+        if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
+            raise ValueError(f"schedule() delay must be finite seconds >= 0, not {delay!r}")
+        if every is not None and not (
+            isinstance(every, int | float) and math.isfinite(every) and every > 0
+        ):
+            raise ValueError(f"schedule() every must be finite seconds > 0, not {every!r}")
+        loop = asyncio.get_running_loop()
+        timer = Timer(self, message, every)
+        timer._deadline = loop.time() + delay
+        timer._handle = loop.call_at(timer._deadline, timer._fire)
+        self._active.add(timer)
+        return timer
+
+    def cancel_all(self) -> int:
+        """End every active timer (the actor stops or restarts).
+
+        Returns:
+            How many were active.
+        """
+        active = list(self._active)
+        for timer in active:
+            timer.cancel()
+        if active:
+            logger.debug("cancelled %d timer(s)", len(active))
+        return len(active)
+
+    @property
+    def active(self) -> int:
+        """How many timers are active."""
+        return len(self._active)
