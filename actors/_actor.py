@@ -252,7 +252,7 @@ class Context:
         self.self_ref = ActorRef(system, system.id, name)
         self._sender_node: str | None = None
         self._sender_name: str | None = None
-        self._timers = Timers(self.self_ref.tell)
+        self._timers = Timers(lambda message, mark: self.self_ref.tell(message))
 
     @property
     def sender(self) -> ActorRef | None:
@@ -269,8 +269,8 @@ class Context:
         """Send ``message`` to this actor after ``delay`` seconds (then every ``every``).
 
         The timer ends when it is cancelled, when a one-shot timer fired, and when the actor
-        stops or is restarted: no timer message is delivered, or becomes a dead letter, after
-        that.
+        stops or is restarted: after that no message from it is handled (even one already
+        waiting in the mailbox), and none becomes a dead letter.
 
         Args:
             delay: Seconds until the first delivery.

@@ -45,9 +45,6 @@ current_actor: contextvars.ContextVar[tuple[ActorSystem, str] | None] = contextv
 # with synchronous handlers does not starve the others.
 _FAIRNESS_BATCH = 128
 
-# The correlation id of the mailbox entries a timer queued (asks use positive ids, tells 0).
-_TIMER_MARK = -1
-
 
 class Envelope(NamedTuple):
     """A message in a mailbox, with where it came from and where a reply goes."""
@@ -300,6 +297,8 @@ class ActorCell:
                 await waiter
                 continue
             envelope = popleft()
+            if envelope.correlation_id < 0 and not context._timers.take(envelope.correlation_id):
+                continue  # from a timer cancelled after it fired
             message = envelope.message
             instance = self.instance
             entry = type(instance)._handler_for(type(message))
@@ -418,12 +417,11 @@ class ActorCell:
             return False
         return True
 
-    def _deliver_timer(self, message: Message) -> bool:
-        """Queue a fired timer's message, marked so a stop discards it without a dead letter."""
+    def _deliver_timer(self, message: Message, mark: int) -> bool:
+        """Queue a fired timer's message under its (negative) mark; see `Timers.take`."""
         if self._stopping:
             return False
-        sender = self.system.id
-        return self.put(Envelope(message, sender, self.name, None, _TIMER_MARK))
+        return self.put(Envelope(message, self.system.id, self.name, None, mark))
 
     async def _finish(self) -> None:
         self._stopping = True
@@ -437,7 +435,7 @@ class ActorCell:
             discarded = 0
             while self._queue:
                 envelope = self._queue.popleft()
-                if envelope.correlation_id == _TIMER_MARK and envelope.reply_node is None:
+                if envelope.correlation_id < 0:
                     continue  # the actor's own timer: it ended with the actor
                 discarded += 1
                 self.system._dead_letter(

@@ -31,15 +31,28 @@ class Timer:
         every: Seconds between repeats, or None for a one-shot timer.
     """
 
-    __slots__ = ("_deadline", "_handle", "_owner", "every", "fired", "message")
+    __slots__ = (
+        "_cancelled",
+        "_deadline",
+        "_handle",
+        "_owner",
+        "_queued",
+        "_serial",
+        "every",
+        "fired",
+        "message",
+    )
 
-    def __init__(self, owner: Timers, message: Message, every: float | None) -> None:
+    def __init__(self, owner: Timers, serial: int, message: Message, every: float | None) -> None:
         self._owner = owner
+        self._serial = serial
         self.message = message
         self.every = every
         self.fired = 0
         self._handle: asyncio.TimerHandle | None = None
         self._deadline = 0.0
+        self._cancelled = False
+        self._queued = 0  # deliveries waiting in the mailbox
 
     @property
     def active(self) -> bool:
@@ -47,11 +60,13 @@ class Timer:
         return self._handle is not None
 
     def cancel(self) -> bool:
-        """Stop the timer; a message it already delivered stays in the mailbox.
+        """Stop the timer. Its messages still waiting in the mailbox are discarded too, so the
+        actor receives none from it after this call (as with Akka's timers).
 
         Returns:
             True when the timer was active, False when it had already ended.
         """
+        self._cancelled = True
         handle = self._handle
         if handle is None:
             return False
@@ -74,7 +89,10 @@ class Timer:
                 deadline = now + every
             self._deadline = deadline
             self._handle = loop.call_at(deadline, self._fire)
-        self._owner._deliver(self.message)
+        owner = self._owner
+        if owner._deliver(self.message, -self._serial):
+            self._queued += 1
+            owner._queued[self._serial] = self
 
     def __repr__(self) -> str:
         kind = "one-shot" if self.every is None else f"every {self.every} s"
@@ -85,15 +103,22 @@ class Timer:
 class Timers:
     """The timers of one actor.
 
+    A fired timer's message goes to the mailbox under a mark, the timer's serial number made
+    negative (asks use positive correlation ids, tells 0); when the mailbox reaches it,
+    `take` says whether to handle it (its timer was not cancelled meanwhile).
+
     Args:
-        deliver: Hands a fired timer's message to the actor's mailbox.
+        deliver: Queues ``(message, mark)`` in the actor's mailbox; returns False when it was
+            not queued (the actor is stopping, or its bounded mailbox is full).
     """
 
-    __slots__ = ("_active", "_deliver")
+    __slots__ = ("_active", "_deliver", "_queued", "_serials")
 
-    def __init__(self, deliver: Callable[[Message], object]) -> None:
+    def __init__(self, deliver: Callable[[Message, int], bool]) -> None:
         self._deliver = deliver
         self._active: set[Timer] = set()
+        self._queued: dict[int, Timer] = {}
+        self._serials = 0
 
     def schedule(self, delay: float, message: Message, every: float | None = None) -> Timer:
         """Deliver ``message`` to the actor after ``delay`` seconds, then every ``every``.
@@ -119,11 +144,29 @@ class Timers:
         ):
             raise ValueError(f"schedule() every must be finite seconds > 0, not {every!r}")
         loop = asyncio.get_running_loop()
-        timer = Timer(self, message, every)
+        self._serials += 1
+        timer = Timer(self, self._serials, message, every)
         timer._deadline = loop.time() + delay
         timer._handle = loop.call_at(timer._deadline, timer._fire)
         self._active.add(timer)
         return timer
+
+    def take(self, mark: int) -> bool:
+        """A timer message with this mark leaves the mailbox: handle it?
+
+        Args:
+            mark: The negative mark it was queued under.
+
+        Returns:
+            False when its timer was cancelled (or ended with the actor) meanwhile.
+        """
+        timer = self._queued.get(-mark)
+        if timer is None:
+            return False
+        timer._queued -= 1
+        if not timer._queued:
+            del self._queued[-mark]
+        return not timer._cancelled
 
     def cancel_all(self) -> int:
         """End every active timer (the actor stops or restarts).
@@ -134,6 +177,8 @@ class Timers:
         active = list(self._active)
         for timer in active:
             timer.cancel()
+        for timer in self._queued.values():
+            timer._cancelled = True
         if active:
             logger.debug("cancelled %d timer(s)", len(active))
         return len(active)
