@@ -173,6 +173,12 @@ class WatchTable:
     def actor_stopped(self, name: str) -> list[WatchAction]:
         """Our actor ``name`` stopped: end every watch of it, drop every watch it held."""
         actions: list[WatchAction] = []
+        # Its own watches first: an actor watching itself is not told of its own end.
+        for node, target in sorted(self._watching.pop(name, ())):
+            if node == self._node_id:
+                self._discard_watched_by(target, (node, name))
+            else:
+                actions.append(SendUnwatch(node, target, name))
         for node, watcher in sorted(self._watched_by.pop(name, ())):
             if node == self._node_id:
                 targets = self._watching.get(watcher)
@@ -182,11 +188,6 @@ class WatchTable:
                     actions.append(Notify(watcher, (node, name), "stopped"))
             else:
                 actions.append(SendTerminated(node, name, watcher, "stopped"))
-        for node, target in sorted(self._watching.pop(name, ())):
-            if node == self._node_id:
-                self._discard_watched_by(target, (node, name))
-            else:
-                actions.append(SendUnwatch(node, target, name))
         return actions
 
     def node_down(self, node: str) -> list[WatchAction]:
