@@ -26,24 +26,17 @@ from __future__ import annotations
 import logging
 
 from actors._actor import Actor, ActorRef, Context, Terminated, handler
+from actors._deadletters import DeadLetter
+from actors._envelope import EnvelopeKind
+from actors._events import ActorFailed, NodeDown, NodeUp, SystemEvent
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
-from actors._system import (
-    ActorFailed,
-    ActorStats,
-    ActorSystem,
-    DeadLetter,
-    EnvelopeKind,
-    NodeDown,
-    NodeUp,
-    SystemEvent,
-    SystemStats,
-)
+from actors._system import ActorStats, ActorSystem, SystemStats
 from actors._timers import Timer
-from actors._tuning import tune_gc
 from actors.errors import (
     ActorError,
     ActorNotFoundError,
+    ActorUsageError,
     AskError,
     AskTimeoutError,
     ContextError,
@@ -67,6 +60,7 @@ __all__ = [
     "ActorRef",
     "ActorStats",
     "ActorSystem",
+    "ActorUsageError",
     "AskError",
     "AskTimeoutError",
     "Context",
@@ -95,7 +89,6 @@ __all__ = [
     "handler",
     "message_class",
     "message_tag",
-    "tune_gc",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -19,6 +19,7 @@ from actors._watch import TerminationReason
 from actors.errors import ContextError, HandlerDefinitionError
 
 if TYPE_CHECKING:
+    from actors._envelope import Delivery
     from actors._system import ActorSystem
 
 __all__ = ["Actor", "ActorRef", "Context", "Terminated", "handler"]
@@ -238,7 +239,7 @@ class Context:
         self_ref: An `ActorRef` to the actor itself.
     """
 
-    __slots__ = ("_sender_name", "_sender_node", "_timers", "name", "self_ref", "system")
+    __slots__ = ("_current", "_timers", "name", "self_ref", "system")
 
     def __init__(self, system: ActorSystem, name: str) -> None:
         """Build a context; the system does this at spawn.
@@ -250,8 +251,9 @@ class Context:
         self.system = system
         self.name = name
         self.self_ref = ActorRef(system, system.id, name)
-        self._sender_node: str | None = None
-        self._sender_name: str | None = None
+        # The delivery being handled; only ActorCell._invoke sets and clears it.
+        self._current: Delivery | None = None
+        # The cell replaces the delivery function with one into its own mailbox.
         self._timers = Timers(lambda message, mark: self.self_ref.tell(message))
 
     @property
@@ -261,9 +263,10 @@ class Context:
         None when the message came from outside any actor (``system.tell`` from plain code),
         or outside a handler.
         """
-        if self._sender_name is None or self._sender_node is None:
+        current = self._current
+        if current is None or current.sender_name is None or current.sender_node is None:
             return None
-        return ActorRef(self.system, self._sender_node, self._sender_name)
+        return ActorRef(self.system, current.sender_node, current.sender_name)
 
     def schedule(self, delay: float, message: Message, *, every: float | None = None) -> Timer:
         """Send ``message`` to this actor after ``delay`` seconds (then every ``every``).

@@ -1,158 +1,80 @@
-"""`ActorSystem`: hosts named actors on one transport node and routes messages between nodes.
+"""`ActorSystem`: the façade that hosts named actors on one transport node.
 
-Wire envelope, one transport packet per message:
+The system wires the parts together and owns their lifecycles; each part is its own module:
 
-```text
-[kind, target_actor, tag, payload, sender_node, sender_actor, correlation_id]
-```
-
-``kind`` is an `EnvelopeKind` (0 tell, 1 ask, 2 reply, 3 error). For tell and ask, ``tag`` and
-``payload`` are the message's wire form (see `encode_message`) and ``correlation_id`` is None
-for a tell. A reply carries the reply message's tag and payload (both None when the handler
-returned None). An error carries ``tag`` = ``"RemoteError"`` or ``"DeadLetter"`` and
-``payload`` = ``[type name or reason, text]``. ``sender_node`` is informative: replies and
-``Context.sender`` use the peer id the transport authenticated.
+- `actors._envelope`: the wire layout, `decode`, the encoders, mailbox deliveries and their
+  reply capability;
+- `actors._receive`: the receive path (packets from peers to mailboxes and pending asks);
+- `actors._pending`: the pending-ask table (ids, futures, timers, failing them);
+- `actors._mailbox`: one actor's mailbox, its handler calls and supervision;
+- `actors._deadletters` and `actors._events`: dead letters, node events and user callbacks;
+- `actors._values`: replies of any type (the reply codec, ``reply_type`` validation);
+- `actors._watch` and `actors._timers`: death watch (a sans-I/O table) and actor timers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import inspect
 import logging
 import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
-from itertools import count
 from ssl import SSLContext
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-from pydantic import ValidationError
-
-from actors._actor import Actor, ActorRef, Terminated
-from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Envelope, Supervision, current_actor
-from actors._message import _REGISTRY as _message_classes
-from actors._message import Message, encode_message, message_class
-from actors._values import copy_reply, decode_reply, encode_reply, receiving_system, validate_reply
+from actors._actor import Actor, ActorRef, Context, Terminated
+from actors._deadletters import DeadLetter, DeadLetterOffice
+from actors._envelope import (
+    TERMINATED,
+    UNWATCH,
+    WATCH,
+    Delivery,
+    EnvelopeKind,
+    LocalReply,
+    ReplyTo,
+    WatchNotice,
+    ask_packet,
+    new_delivery,
+    tell_packet,
+    watch_packet,
+)
+from actors._events import ActorFailed, EventHub, NodeDown, NodeUp, SystemEvent
+from actors._mailbox import ActorCell, Supervision, current_actor
+from actors._message import Message
+from actors._pending import PendingAsk, PendingAsks
+from actors._receive import Receiver
+from actors._spawn import checked_spawn
+from actors._values import receiving_system, validate_reply
 from actors._watch import Notify, SendUnwatch, SendWatch, WatchAction, WatchTable
 from actors.errors import (
     ActorNotFoundError,
-    AskError,
-    AskTimeoutError,
-    DeadLetterError,
+    ActorUsageError,
     EncodeError,
-    HandlerDefinitionError,
     NodeDownError,
     NodeError,
-    RemoteError,
     SpawnError,
     SystemClosedError,
 )
 from transport import EncodingError, Node, TransportError
 
 __all__ = [
-    "ActorFailed",
     "ActorStats",
     "ActorSystem",
     "DeadLetter",
     "EnvelopeKind",
     "NodeDown",
     "NodeUp",
+    "SystemEvent",
     "SystemStats",
 ]
 
 logger = logging.getLogger(__name__)
 
+# Builds a Delivery at C speed (a NamedTuple's own __new__ is a Python function).
+_new = tuple.__new__
+
 _T = TypeVar("_T")
-
-# Builds an Envelope at C speed (a NamedTuple's own __new__ is a Python function).
-_new_envelope = tuple.__new__
-
-
-class EnvelopeKind(enum.IntEnum):
-    """The first field of every envelope."""
-
-    TELL = 0
-    ASK = 1
-    REPLY = 2
-    ERROR = 3
-    WATCH = 4
-    UNWATCH = 5
-    TERMINATED = 6
-
-
-# Plain ints on the hot path: cheaper to compare and pack than IntEnum members.
-_TELL = 0
-_ASK = 1
-_REPLY = 2
-_ERROR = 3
-_WATCH = 4
-_UNWATCH = 5
-_TERMINATED = 6
-_WATCH_KINDS = frozenset({_WATCH, _UNWATCH, _TERMINATED})
-_ERROR_REMOTE = "RemoteError"
-_ERROR_DEAD_LETTER = "DeadLetter"
-
-
-class NodeUp(Message, tag="masterless.NodeUp"):
-    """Delivered to every local actor with a handler for it when a peer node connects.
-
-    Attributes:
-        node_id: The peer's id.
-        uri: The peer's advertised uri.
-    """
-
-    node_id: str
-    uri: str | None = None
-
-
-class NodeDown(Message, tag="masterless.NodeDown"):
-    """Delivered to every local actor with a handler for it when a peer node's connection ends.
-
-    Attributes:
-        node_id: The peer's id.
-        reason: The transport's reason (``"closed"``, ``"lost"``, ``"restarted"``...).
-    """
-
-    node_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message nobody could handle, as passed to ``on("dead_letter", ...)`` handlers.
-
-    Attributes:
-        reason: ``"unknown_actor"``, ``"unknown_tag"``, ``"invalid_payload"``,
-            ``"no_handler"``, ``"actor_stopped"``, ``"invalid_reply"`` or
-            ``"malformed_envelope"``.
-        target: The actor it was addressed to, if known.
-        tag: The message's wire tag, if known.
-        sender_node: The node it came from (None for local senders outside actors).
-        detail: A human-readable explanation.
-    """
-
-    reason: str
-    target: str | None
-    tag: str | None
-    sender_node: str | None
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ActorFailed:
-    """A handler raised, as passed to ``on("actor_failed", ...)`` callbacks.
-
-    Attributes:
-        actor: The actor's name on this node.
-        message_type: The class of the message being handled.
-        exception: What the handler raised.
-    """
-
-    actor: str
-    message_type: type[Message]
-    exception: Exception
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +82,11 @@ class ActorStats:
     """One actor's counters, in `SystemStats.by_actor`.
 
     Attributes:
-        handled: Messages given to a handler (including those it failed on).
+        handled: Messages given to a handler (including those it raised on).
         failed: Messages whose handler raised.
-        restarts: Times the supervisor replaced the instance (``supervision="restart"``).
+        restarts: Times supervision replaced the instance (``supervision="restart"``).
         mailbox_depth: Messages waiting in the mailbox now.
-        mailbox_size: The mailbox bound, or None when unbounded.
+        mailbox_size: The mailbox's bound (``spawn(..., mailbox_size=N)``), or None.
     """
 
     handled: int
@@ -195,31 +117,45 @@ class SystemStats:
     by_actor: dict[str, ActorStats] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _PendingAsk:
-    future: asyncio.Future[Any]
-    node_id: str
-    target: str
+class _CellHost:
+    """What cells may ask of their system (`actors._mailbox.CellHost`), and nothing else."""
 
+    __slots__ = ("_actors", "_dead_letters", "_on_ended", "_on_failed")
 
-def _expire_ask(
-    future: asyncio.Future[Any],
-    node_id: str,
-    name: str,
-    message_type: type[Message],
-    timeout: float,
-) -> None:
-    if not future.done():
-        future.set_exception(
-            AskTimeoutError(
-                f"no reply from {node_id}/{name} to {message_type.__qualname__} within {timeout} s"
-            )
-        )
+    def __init__(
+        self,
+        actors: dict[str, ActorCell],
+        dead_letters: DeadLetterOffice,
+        on_ended: Callable[[ActorCell, int], None],
+        on_failed: Callable[[ActorCell, type[Message], Exception], None],
+    ) -> None:
+        self._actors = actors
+        self._dead_letters = dead_letters
+        self._on_ended = on_ended
+        self._on_failed = on_failed
 
+    def dead_letter(
+        self,
+        reason: str,
+        target: str | None,
+        tag: str | None,
+        sender_node: str | None,
+        detail: str,
+        reply_to: ReplyTo | None,
+        *,
+        log: bool = True,
+    ) -> None:
+        self._dead_letters.record(reason, target, tag, sender_node, detail, reply_to, log=log)
 
-SystemEvent = Literal["node_up", "node_down", "dead_letter", "actor_failed"]
-"""The events :meth:`ActorSystem.on` accepts."""
-_EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter", "actor_failed"})
+    def cell_stopped(self, cell: ActorCell) -> None:
+        if self._actors.get(cell.name) is cell:
+            del self._actors[cell.name]
+
+    def cell_ended(self, cell: ActorCell, discarded: int) -> None:
+        self._on_ended(cell, discarded)
+
+    def actor_failed(self, cell: ActorCell, message_type: type[Message], exc: Exception) -> None:
+        self._on_failed(cell, message_type, exc)
 
 
 class ActorSystem:
@@ -261,20 +197,32 @@ class ActorSystem:
         stop_timeout: float = 5.0,
         **node_options: Any,
     ) -> None:
+        try:
+            self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
+        except (TransportError, TypeError, ValueError) as exc:
+            raise ActorUsageError(f"cannot build actor system {node_id!r}: {exc}") from exc
         self._id = node_id
-        self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
+        self._stop_timeout = stop_timeout
+        self._actors: dict[str, ActorCell] = {}
+        self._pending = PendingAsks()
+        self._events = EventHub(node_id)
+        self._dead_letters = DeadLetterOffice(node_id, self._on_dead_letter)
+        self._host = _CellHost(
+            self._actors, self._dead_letters, self._cell_ended, self._actor_failed
+        )
+        self._watches = WatchTable(node_id, self._is_running, self.is_up)
+        self._discarded: Counter[str] = Counter()  # queued mail dead-lettered during close
+        self._receiver = Receiver(
+            node_id,
+            self._actors,
+            self._pending,
+            self._dead_letters,
+            self._node.send,
+            self._on_watch_notice,
+        )
         self._node.on("packets", self._on_packets)
         self._node.on("connect", self._on_connect)
         self._node.on("disconnect", self._on_disconnect)
-        self._stop_timeout = stop_timeout
-        self._actors: dict[str, ActorCell] = {}
-        self._pending: dict[int, _PendingAsk] = {}
-        self._correlation_ids = count(1)
-        self._handlers: dict[str, list[Callable[..., Any]]] = {event: [] for event in _EVENTS}
-        self._handler_tasks: set[asyncio.Task[Any]] = set()
-        self._dead_letters: Counter[str] = Counter()
-        self._discarded: Counter[str] = Counter()
-        self._watches = WatchTable(node_id, self._is_running, self.is_up)
         self._started = False
         self._closing = False
         self._closed = asyncio.Event()
@@ -348,11 +296,12 @@ class ActorSystem:
             await self._closed.wait()
             return
         self._closing = True
+        self._receiver.closed = True
         me = asyncio.current_task()
         try:
             # Fail pending asks first: a handler awaiting one would otherwise hold up its
             # actor's stop until the ask's own timeout.
-            self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
+            self._pending.fail_all(self._closed_ask_error)
             cells = list(self._actors.values())
             for cell in cells:
                 cell.request_stop()
@@ -366,32 +315,29 @@ class ActorSystem:
                     await asyncio.wait(late)
             self._actors.clear()
             self._watches.clear()
+            self._pending.fail_all(self._closed_ask_error)
             if self._discarded:
+                top = ", ".join(f"{name}: {n}" for name, n in self._discarded.most_common(5))
                 logger.warning(
                     "actor system %s closed with %d queued message(s) unhandled, now dead "
-                    "letters (%s)",
+                    "letters (%s%s)",
                     self._id,
                     sum(self._discarded.values()),
-                    ", ".join(f"{name}: {n}" for name, n in self._discarded.most_common(5))
-                    + (", ..." if len(self._discarded) > 5 else ""),
+                    top,
+                    ", ..." if len(self._discarded) > 5 else "",
                 )
-            self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
         finally:
             try:
                 await self._node.close()
             finally:
                 # Event callbacks still running (including node_down callbacks fired by the
                 # node's own close) are cancelled, so no task outlives the system.
-                handler_tasks = [t for t in self._handler_tasks if t is not me]
-                for task in handler_tasks:
-                    task.cancel()
-                if handler_tasks:
-                    await asyncio.wait(handler_tasks)
+                await self._events.cancel_running()
                 self._closed.set()
                 logger.info("actor system %s closed", self._id)
 
-    def _closed_ask_text(self, pending: _PendingAsk) -> str:
-        return (
+    def _closed_ask_error(self, pending: PendingAsk) -> Exception:
+        return SystemClosedError(
             f"actor system {self._id!r} closed while waiting for a reply from "
             f"{pending.node_id}/{pending.target}"
         )
@@ -428,50 +374,20 @@ class ActorSystem:
 
         Raises:
             SpawnError: The name is taken, the policy is unknown, ``"restart"`` was asked for
-                without a factory, the factory failed, or the instance is already spawned.
+                without a factory, the factory failed, the instance is already spawned, or
+                ``mailbox_size`` is not a positive int.
             HandlerDefinitionError: The actor's class has a malformed ``@handler``.
             SystemClosedError: The system is closed.
         """
         self._check_open()
-        if not isinstance(name, str) or not name:
-            raise SpawnError(f"actor name must be a non-empty str, not {name!r}")
-        if name in self._actors:
+        if isinstance(name, str) and name in self._actors:
             raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
         if mailbox_size is not None and (type(mailbox_size) is not int or mailbox_size < 1):
             raise SpawnError(f"mailbox_size must be a positive int or None, not {mailbox_size!r}")
-        if supervision not in SUPERVISION_POLICIES:
-            raise SpawnError(
-                f"unknown supervision policy {supervision!r}; use one of "
-                f"{sorted(SUPERVISION_POLICIES)}"
-            )
-        factory: Callable[[], Actor] | None
-        if isinstance(actor, Actor):
-            instance, factory = actor, None
-            if supervision == "restart":
-                raise SpawnError(
-                    f"supervision='restart' needs a factory to build fresh instances; pass "
-                    f"{type(actor).__qualname__} (or a function) instead of an instance"
-                )
-            if instance._actor_context is not None:
-                raise SpawnError(f"{instance!r} is already spawned")
-        elif callable(actor):
-            factory = actor
-            try:
-                instance = factory()
-            except Exception as exc:
-                raise SpawnError(f"factory for actor {name!r} failed: {exc!r}") from exc
-            if not isinstance(instance, Actor):
-                raise SpawnError(
-                    f"factory for actor {name!r} returned {type(instance).__qualname__}, "
-                    "not an Actor"
-                )
-        else:
-            raise SpawnError(f"spawn() needs an Actor or a factory, not {actor!r}")
-        try:
-            type(instance)._handler_table()  # surface malformed handlers now
-        except NameError as exc:
-            raise HandlerDefinitionError(str(exc)) from exc
-        cell = ActorCell(self, name, instance, factory, supervision, mailbox_size)
+        instance, factory = checked_spawn(name, actor, supervision)
+        cell = ActorCell(
+            self._host, Context(self, name), instance, factory, supervision, mailbox_size
+        )
         self._actors[name] = cell
         cell.start()
         logger.debug("spawned %r", cell)
@@ -498,14 +414,6 @@ class ActorSystem:
         if task is not None and task is not asyncio.current_task():
             await asyncio.shield(task)
 
-    def _forget(self, cell: ActorCell) -> None:
-        if self._actors.get(cell.name) is cell:
-            del self._actors[cell.name]
-
-    def _ended(self, cell: ActorCell) -> None:
-        """The actor's ``on_stop`` ran: end the watches of it and those it held."""
-        self._apply_watch(self._watches.actor_stopped(cell.name))
-
     def ref(self, node_id: str, name: str) -> ActorRef:
         """A ref to the actor ``name`` on node ``node_id`` (this node or a peer).
 
@@ -525,7 +433,7 @@ class ActorSystem:
 
         Args:
             uri: The peer's uri, e.g. ``"tcp://127.0.0.1:9001"``.
-            timeout: Seconds to wait for the handshake; None uses the node's
+            timeout: Seconds to wait for the connection and handshake; None uses the node's
                 ``handshake_timeout`` (5 s by default).
 
         Returns:
@@ -546,19 +454,18 @@ class ActorSystem:
 
         Events and their arguments: ``"node_up"(node_id, uri)`` when a peer connects,
         ``"node_down"(node_id, reason)`` when its connection ends, ``"dead_letter"(DeadLetter)``
-        when a message could not be handled. Actors receive `NodeUp` / `NodeDown` messages
-        instead, if they have handlers for them.
+        when a message could not be handled, ``"actor_failed"(ActorFailed)`` when a handler
+        raised. Actors receive `NodeUp` / `NodeDown` messages instead, if they have handlers
+        for them.
 
         Args:
             event: The event name.
             callback: Called with the event's arguments; exceptions are logged.
 
         Raises:
-            ValueError: Unknown event name.
+            ActorUsageError: Unknown event name (it is also a `ValueError`).
         """
-        if event not in _EVENTS:
-            raise ValueError(f"unknown event {event!r}; use one of {sorted(_EVENTS)}")
-        self._handlers[event].append(callback)
+        self._events.on(event, callback)
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -591,25 +498,29 @@ class ActorSystem:
             is not connected. For several, how many of them it was handed to.
 
         Raises:
-            TypeError: ``message`` is not a `Message`.
+            SystemClosedError: The system is closed.
+            ActorUsageError: ``message`` is not a `Message` (it is also a `TypeError`).
             EncodeError: The message cannot be encoded for the wire.
             NodeError: The transport refused the packet for another reason.
         """
+        self._check_open()
         if not isinstance(message, Message):
-            raise TypeError(f"tell() needs a Message, not {type(message).__qualname__}")
+            raise ActorUsageError(f"tell() needs a Message, not {type(message).__qualname__}")
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         if type(node_id) is str:
             if node_id == self._id:
-                return self._deliver_local(name, message, sender_name, None, 0)
-            return self._send(node_id, _TELL, name, message, sender_name, None)
+                return self._deliver_local(name, message, sender_name, None)
+            packet = self._encode(node_id, name, message, sender_name, None)
+            return self._send(node_id, name, message, packet)  # type: ignore[no-any-return]
         targets = list(dict.fromkeys(node_id))
         remote = [target for target in targets if target != self._id]
         handed = 0
         if remote:
-            handed += self._send(remote, _TELL, name, message, sender_name, None)
+            packet = self._encode(remote, name, message, sender_name, None)
+            handed += self._send(remote, name, message, packet)
         if len(remote) != len(targets):
-            handed += self._deliver_local(name, message, sender_name, None, 0)
+            handed += self._deliver_local(name, message, sender_name, None)
         return handed
 
     @overload
@@ -652,7 +563,7 @@ class ActorSystem:
         message: Message,
         *,
         timeout: float | None = 5.0,
-        reply_type: object = None,
+        reply_type: Any = None,
     ) -> Any:
         """Send a message and wait for the handler's return value.
 
@@ -661,6 +572,9 @@ class ActorSystem:
         (a tuple as a list); anything else pydantic can serialize (a model, a dataclass,
         datetime, UUID, Decimal, Enum...) comes back in its msgpack-native form, which
         ``reply_type`` validates back into the type you expect.
+
+        An ask to a node that is not connected fails at once: it never waits in the
+        transport's reconnect queue (see `is_up`).
 
         Args:
             node_id: The id of the node hosting the target (this node's own id works too).
@@ -682,11 +596,11 @@ class ActorSystem:
                 or its return value cannot be serialized (type name ``"EncodeError"``).
             AskError: The reply does not validate as ``reply_type``.
             DeadLetterError: No such actor, no handler for the message, a payload that failed
-                validation, or the actor stopped before handling it.
+                validation, a full mailbox, or the actor stopped before handling it.
             NodeDownError: The node is not connected, or its connection ended while waiting.
             SystemClosedError: The system is closed or closed while waiting.
-            TypeError: ``message`` is not a `Message`.
-            ValueError: ``timeout`` is NaN.
+            ActorUsageError: ``message`` is not a `Message`, or ``timeout`` is NaN (it is
+                also a `TypeError` and a `ValueError`).
             EncodeError: The message cannot be encoded for the wire.
             NodeError: The transport refused the packet for another reason.
         """
@@ -698,57 +612,58 @@ class ActorSystem:
     async def _ask(self, node_id: str, name: str, message: Message, timeout: float | None) -> Any:
         self._check_open()
         if not isinstance(message, Message):
-            raise TypeError(f"ask() needs a Message, not {type(message).__qualname__}")
+            raise ActorUsageError(f"ask() needs a Message, not {type(message).__qualname__}")
         if timeout is not None and timeout != timeout:
-            raise ValueError("ask() timeout must be seconds or None, not NaN")
+            raise ActorUsageError("ask() timeout must be seconds or None, not NaN")
         if node_id != self._id and node_id not in self._node.peers:
-            # Never into a reconnect queue: the reply could not come back before the peer is
-            # up again, and the caller should hear now that it is not.
+            # Never into a reconnect queue: the caller hears now that the node is not up.
             raise NodeDownError(
                 f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to {self._id!r}",
                 node_id,
             )
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
-        correlation_id = next(self._correlation_ids)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending[correlation_id] = _PendingAsk(future, node_id, name)
-        timer: asyncio.TimerHandle | None = None
+        pending = self._pending
+        correlation_id, future = pending.open(asyncio.get_running_loop(), node_id, name)
         try:
             if node_id == self._id:
-                self._deliver_local(name, message, sender_name, node_id, correlation_id)
-            elif not self._send(node_id, _ASK, name, message, sender_name, correlation_id):
-                raise NodeDownError(
-                    f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to "
-                    f"{self._id!r}",
-                    node_id,
-                )
+                self._deliver_local(name, message, sender_name, _new(LocalReply, (future,)))
+            else:
+                packet = self._encode(node_id, name, message, sender_name, correlation_id)
+                if not self._send(node_id, name, message, packet):
+                    raise NodeDownError(
+                        f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to "
+                        f"{self._id!r}",
+                        node_id,
+                    )
             if timeout is not None:
-                # A timer that fails the future, rather than asyncio.timeout(): no task
-                # cancellation round trip, one handle per ask.
-                timer = loop.call_later(
-                    timeout, _expire_ask, future, node_id, name, type(message), timeout
-                )
+                pending.arm(correlation_id, timeout, type(message).__qualname__)
             return await future
         finally:
-            if timer is not None:
-                timer.cancel()
-            del self._pending[correlation_id]
+            pending.close(correlation_id)
 
-    def _send(
+    def _encode(
         self,
         node_id: str | list[str],
-        kind: int,
         name: str,
         message: Message,
         sender_name: str | None,
         correlation_id: int | None,
-    ) -> bool | int:
-        tag, payload = encode_message(message)
-        envelope = [kind, name, tag, payload, self._id, sender_name, correlation_id]
+    ) -> list[Any]:
         try:
-            return self._node.send(node_id, envelope)
+            if correlation_id is None:
+                return tell_packet(name, message, self._id, sender_name)
+            return ask_packet(name, message, self._id, sender_name, correlation_id)
+        except EncodeError as exc:
+            raise EncodeError(
+                f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
+            ) from exc
+
+    def _send(
+        self, node_id: str | list[str], name: str, message: Message, packet: list[Any]
+    ) -> Any:
+        try:
+            return self._node.send(node_id, packet)
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
@@ -757,183 +672,34 @@ class ActorSystem:
             raise NodeError(f"{self._id!r} cannot send to {node_id}: {exc}") from exc
 
     def _deliver_local(
-        self,
-        name: str,
-        message: Message,
-        sender_name: str | None,
-        reply_node: str | None,
-        correlation_id: int,
+        self, name: str, message: Message, sender_name: str | None, reply_to: ReplyTo | None
     ) -> bool:
         cell = self._actors.get(name)
         if cell is None:
-            self._dead_letter(
+            self._dead_letters.record(
                 "unknown_actor",
                 name,
                 message.__message_tag__,
                 self._id,
                 f"no actor named {name!r} on {self._id!r}",
-                reply_node,
-                correlation_id,
+                reply_to,
             )
             return False
-        envelope = Envelope(message, self._id, sender_name, reply_node, correlation_id)
-        if cell.put(envelope):
+        delivery = _new(Delivery, (message, self._id, sender_name, reply_to))
+        if cell.put(delivery):
             return True
-        if reply_node is not None:  # an ask: answer it; a tell's caller sees False
-            self._mailbox_full(cell, envelope)
+        if reply_to is not None:  # an ask is answered; a tell's caller sees False
+            self._dead_letters.mailbox_full(
+                name, message.__message_tag__, self._id, cell.mailbox_size, reply_to
+            )
         return False
 
-    # --- replies -------------------------------------------------------------------------------
-
-    def _reply(self, node_id: str, correlation_id: int, result: Any) -> None:
-        if node_id == self._id:
-            pending = self._pending.get(correlation_id)
-            if pending is None or pending.future.done():
-                return
-            try:
-                pending.future.set_result(copy_reply(result))
-            except EncodeError as exc:
-                logger.error("%s: reply %d cannot be sent: %s", self._id, correlation_id, exc)
-                pending.future.set_exception(RemoteError("EncodeError", str(exc)))
-            return
-        try:
-            tag, payload = encode_reply(result)
-            sent = self._node.send(
-                node_id, [_REPLY, None, tag, payload, self._id, None, correlation_id]
-            )
-        except (EncodeError, EncodingError, TypeError, ValueError, OverflowError) as exc:
-            logger.error("%s: reply %d cannot be sent: %s", self._id, correlation_id, exc)
-            self._reply_error(node_id, correlation_id, "EncodeError", str(exc))
-            return
-        if not sent:
-            logger.debug("reply %d to %s dropped: not connected", correlation_id, node_id)
-
-    def _reply_error(self, node_id: str, correlation_id: int, type_name: str, text: str) -> None:
-        self._send_error(node_id, correlation_id, _ERROR_REMOTE, type_name, text)
-
-    def _send_error(
-        self, node_id: str, correlation_id: int, error_tag: str, name: str, text: str
-    ) -> None:
-        if node_id == self._id:
-            pending = self._pending.get(correlation_id)
-            if pending is not None and not pending.future.done():
-                pending.future.set_exception(_ask_error(error_tag, name, text))
-            return
-        envelope = [_ERROR, None, error_tag, [name, text], self._id, None, correlation_id]
-        if not self._node.send(node_id, envelope):
-            logger.debug("error reply %d to %s dropped: not connected", correlation_id, node_id)
-
-    def _fail_pending(self, make_error: Callable[[_PendingAsk], Exception]) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(make_error(pending))
-
-    # --- liveness, backpressure and death watch ---------------------------------------------
-
-    def is_up(self, node_id: str) -> bool:
-        """Whether messages to ``node_id`` go out now: this node while open, or a connected peer.
-
-        An ask to a node that is not up raises `NodeDownError` at once (it never waits in the
-        transport's reconnect queue); a tell to a kept peer that is re-dialling is queued.
-
-        Args:
-            node_id: A node id.
-
-        Returns:
-            True for this system's own id (until `close`) and for connected peers.
-        """
-        if node_id == self._id:
-            return self._started and not self._closing
-        return node_id in self._node.peers
-
-    async def drained(self, node_id: str) -> None:
-        """Wait until the outgoing buffer to ``node_id`` is below the transport's low-water mark.
-
-        Use it between bursts of tells when `tell` returned False for a connected peer (its
-        buffer passed the high-water mark). Returns at once when nothing is buffered, when the
-        node is this one, and when the connection ends (check `is_up`).
-
-        Args:
-            node_id: A peer's node id.
-
-        Raises:
-            SystemClosedError: The system is closed.
-        """
-        self._check_open()
-        if node_id == self._id:
-            return
-        await self._node.drained(node_id)
-
-    def _is_running(self, name: str) -> bool:
-        cell = self._actors.get(name)
-        return cell is not None and not cell.stopped
-
-    def _watch(self, watcher: str, ref: ActorRef) -> None:
-        self._apply_watch(self._watches.watch(watcher, (ref.node_id, ref.name)))
-
-    def _unwatch(self, watcher: str, ref: ActorRef) -> None:
-        self._apply_watch(self._watches.unwatch(watcher, (ref.node_id, ref.name)))
-
-    def _apply_watch(self, actions: list[WatchAction]) -> None:
-        for action in actions:
-            if isinstance(action, Notify):
-                cell = self._actors.get(action.watcher)
-                if cell is None or self._closing:
-                    continue  # the watcher is gone too; nobody to tell
-                ref = ActorRef(self, *action.target)
-                cell.put_system(
-                    Envelope(Terminated(ref=ref, reason=action.reason), None, None, None, 0)
-                )
-            elif isinstance(action, SendWatch):
-                self._node.send(
-                    action.node, [_WATCH, action.target, None, None, self._id, action.watcher, None]
-                )
-            elif isinstance(action, SendUnwatch):
-                self._node.send(
-                    action.node,
-                    [_UNWATCH, action.target, None, None, self._id, action.watcher, None],
-                )
-            else:
-                self._node.send(
-                    action.node,
-                    [
-                        _TERMINATED,
-                        action.target,
-                        None,
-                        action.reason,
-                        self._id,
-                        action.watcher,
-                        None,
-                    ],
-                )
-
-    def _on_watch_packet(
-        self, peer_id: str, kind: int, target: Any, reason: Any, watcher: Any
-    ) -> None:
-        if type(target) is not str or type(watcher) is not str:
-            self._dead_letter(
-                "malformed_envelope", None, None, peer_id, f"watch notice {kind} without names"
-            )
-            return
-        if kind == _WATCH:
-            actions = self._watches.watched(peer_id, target, watcher)
-        elif kind == _UNWATCH:
-            actions = self._watches.unwatched(peer_id, target, watcher)
-        elif reason in ("stopped", "not_found", "node_down"):
-            actions = self._watches.terminated(peer_id, target, watcher, reason)
-        else:
-            self._dead_letter(
-                "malformed_envelope", target, None, peer_id, f"unknown termination {reason!r:.80}"
-            )
-            return
-        self._apply_watch(actions)
-
-    # --- dead letters --------------------------------------------------------------------------
+    # --- counters ------------------------------------------------------------------------------
 
     @property
     def dead_letters(self) -> int:
         """How many dead letters this system has counted."""
-        return sum(self._dead_letters.values())
+        return self._dead_letters.total
 
     @property
     def pending_asks(self) -> int:
@@ -949,8 +715,8 @@ class ActorSystem:
         return SystemStats(
             actors=len(self._actors),
             pending_asks=len(self._pending),
-            dead_letters=sum(self._dead_letters.values()),
-            dead_letters_by_reason=dict(self._dead_letters),
+            dead_letters=self._dead_letters.total,
+            dead_letters_by_reason=self._dead_letters.by_reason(),
             peers=tuple(self._node.peers),
             by_actor={
                 name: ActorStats(
@@ -960,261 +726,135 @@ class ActorSystem:
             },
         )
 
-    def _dead_letter(
-        self,
-        reason: str,
-        target: str | None,
-        tag: str | None,
-        sender_node: str | None,
-        detail: str,
-        reply_node: str | None = None,
-        correlation_id: int | None = None,
-        *,
-        log: bool = True,
-    ) -> None:
-        self._dead_letters[reason] += 1
-        if log:
-            logger.warning(
-                "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
-                self._id,
-                reason,
-                detail,
-                target,
-                tag,
-                sender_node,
-            )
-        if reply_node is not None and isinstance(correlation_id, int):
-            self._send_error(reply_node, correlation_id, _ERROR_DEAD_LETTER, reason, detail)
-        if self._handlers["dead_letter"]:
-            self._emit("dead_letter", DeadLetter(reason, target, tag, sender_node, detail))
+    # --- liveness, backpressure, death watch ---------------------------------------------------
 
-    # --- transport events ----------------------------------------------------------------------
+    def is_up(self, node_id: str) -> bool:
+        """Whether messages to ``node_id`` go out now: this node while open, or a connected peer.
 
-    def _mailbox_full(self, cell: ActorCell, envelope: Envelope) -> None:
-        count = self._dead_letters["mailbox_full"] + 1
-        # A flood against a full mailbox logs log2(n) lines, not n.
-        self._dead_letter(
-            "mailbox_full",
-            cell.name,
-            envelope.message.__message_tag__,
-            envelope.sender_node,
-            f"mailbox of {cell.name!r} is full ({cell.mailbox_size} messages; "
-            f"{count} dropped so far)",
-            envelope.reply_node,
-            envelope.correlation_id,
-            log=count & (count - 1) == 0,
-        )
+        An ask to a node that is not up raises `NodeDownError` at once (it never waits in the
+        transport's reconnect queue); a tell to a kept peer that is being re-dialled is queued.
 
-    def _discarded_on_stop(self, name: str, count: int) -> None:
-        if self._closing:
-            self._discarded[name] += count  # close() logs one line for all actors
+        Args:
+            node_id: A node id.
+
+        Returns:
+            True for this system's own id (started, not closed) and for connected peers.
+        """
+        if node_id == self._id:
+            return self._started and not self._closing
+        return node_id in self._node.peers
+
+    async def drained(self, node_id: str) -> None:
+        """Wait until the outgoing buffer to ``node_id`` is below the transport's low-water mark.
+
+        Use it between bursts of tells when `tell` returned False for a connected peer (its
+        buffer passed the high-water mark). Returns at once when nothing is buffered, when
+        ``node_id`` is this node, and when the connection ends (check `is_up`).
+
+        Args:
+            node_id: A peer's node id.
+
+        Raises:
+            SystemClosedError: The system is closed.
+        """
+        self._check_open()
+        if node_id != self._id:
+            await self._node.drained(node_id)
+
+    def _is_running(self, name: str) -> bool:
+        cell = self._actors.get(name)
+        return cell is not None and not cell.stopped
+
+    def _watch(self, watcher: str, ref: ActorRef) -> None:
+        self._apply_watch(self._watches.watch(watcher, (ref.node_id, ref.name)))
+
+    def _unwatch(self, watcher: str, ref: ActorRef) -> None:
+        self._apply_watch(self._watches.unwatch(watcher, (ref.node_id, ref.name)))
+
+    def _apply_watch(self, actions: list[WatchAction]) -> None:
+        send = self._node.send
+        for action in actions:
+            if isinstance(action, Notify):
+                cell = self._actors.get(action.watcher)
+                if cell is None or self._closing:
+                    continue  # the watcher is gone too: nobody to tell
+                notice = Terminated(ref=ActorRef(self, *action.target), reason=action.reason)
+                cell.put_system(new_delivery(notice, None, None, None))
+            elif isinstance(action, SendWatch):
+                send(action.node, watch_packet(WATCH, action.target, action.watcher, self._id))
+            elif isinstance(action, SendUnwatch):
+                send(action.node, watch_packet(UNWATCH, action.target, action.watcher, self._id))
+            else:
+                packet = watch_packet(
+                    TERMINATED, action.target, action.watcher, self._id, action.reason
+                )
+                send(action.node, packet)
+
+    def _on_watch_notice(self, peer_id: str, notice: WatchNotice) -> None:
+        if notice.kind == WATCH:
+            actions = self._watches.watched(peer_id, notice.target, notice.watcher)
+        elif notice.kind == UNWATCH:
+            actions = self._watches.unwatched(peer_id, notice.target, notice.watcher)
         else:
-            logger.warning(
-                "actor %s/%s stopped with %d queued message(s); they became dead letters",
-                self._id,
-                name,
-                count,
+            assert notice.reason in ("stopped", "not_found", "node_down")
+            actions = self._watches.terminated(
+                peer_id,
+                notice.target,
+                notice.watcher,
+                notice.reason,  # type: ignore[arg-type]
             )
+        self._apply_watch(actions)
 
-    def _actor_failed(self, name: str, message_type: type[Message], exc: Exception) -> None:
-        if self._handlers["actor_failed"]:
-            self._emit("actor_failed", ActorFailed(name, message_type, exc))
+    # --- what cells report ---------------------------------------------------------------------
+
+    def _cell_ended(self, cell: ActorCell, discarded: int) -> None:
+        if discarded:
+            if self._closing:
+                self._discarded[cell.name] += discarded  # close() logs one line for all
+            else:
+                logger.warning(
+                    "actor %s/%s stopped with %d queued message(s); they became dead letters",
+                    self._id,
+                    cell.name,
+                    discarded,
+                )
+        self._apply_watch(self._watches.actor_stopped(cell.name))
+
+    def _actor_failed(self, cell: ActorCell, message_type: type[Message], exc: Exception) -> None:
+        if self._events.has("actor_failed"):
+            self._events.emit("actor_failed", ActorFailed(cell.name, message_type, exc))
+
+    # --- node events and dead letters ---------------------------------------------------------
 
     def _on_packets(self, peer_id: str, packets: list[Any]) -> None:
-        # The hot path: well-formed tells and asks to a local actor with a known tag. A run of
-        # tells to one idle actor is handled in a single call (`ActorCell.run_tells`). Anything
-        # else, or any doubt, takes `_on_packet`, which explains what went wrong.
         token = receiving_system.set(self)  # refs in these payloads bind to this system
         try:
-            self._receive(peer_id, packets)
+            self._receiver.on_packets(peer_id, packets)
         finally:
             receiving_system.reset(token)
 
-    def _receive(self, peer_id: str, packets: list[Any]) -> None:
-        index = 0
-        count = len(packets)
-        actors = self._actors
-        while index < count and not self._closing:
-            packet = packets[index]
-            if (
-                type(packet) is list
-                and len(packet) == 7
-                and (packet[0] == _TELL or (packet[0] == _ASK and type(packet[6]) is int))
-            ):
-                try:
-                    cell = actors.get(packet[1])
-                    cls = _message_classes.get(packet[2])
-                except TypeError:  # an unhashable target or tag
-                    cell = cls = None
-                if cell is not None and cls is not None:
-                    if packet[0] == _TELL:
-                        after = cell.run_tells(peer_id, packets, index, packet[2], cls)
-                        if after != index:
-                            index = after
-                            continue
-                    if self._deliver_remote(peer_id, packet, cell, cls):
-                        index += 1
-                        continue
-            self._on_packet(peer_id, packet)
-            index += 1
-
-    def _deliver_remote(
-        self, peer_id: str, packet: list[Any], cell: ActorCell, cls: type[Message]
-    ) -> bool:
-        """Validate a well-formed tell or ask for ``cell`` and run or queue it.
-
-        Returns:
-            False when the payload does not validate (nothing was done).
-        """
-        try:
-            message = cls.__pydantic_validator__.validate_python(packet[3])
-        except ValidationError:
-            return False
-        sender_name = packet[5]
-        if type(sender_name) is not str:
-            sender_name = None
-        if packet[0] == _TELL:
-            envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
-        else:
-            envelope = _new_envelope(Envelope, (message, peer_id, sender_name, peer_id, packet[6]))
-        if not cell.run_now(envelope) and not cell.put(envelope):
-            self._mailbox_full(cell, envelope)
-        return True
-
-    def _on_packet(self, peer_id: str, packet: Any) -> None:
-        """The general path for one packet: replies, errors, and whatever the hot path refused
-        (unknown actor or tag, invalid payload, malformed envelope), reported as such."""
-        if self._closing:
-            return
-        try:
-            kind, target, tag, payload, _, sender_name, correlation_id = packet
-        except (TypeError, ValueError):
-            self._dead_letter(
-                "malformed_envelope", None, None, peer_id, f"not an envelope: {packet!r:.200}"
-            )
-            return
-        if kind in (_TELL, _ASK):
-            reply_node = peer_id if kind == _ASK else None
-            if reply_node is not None and type(correlation_id) is not int:
-                self._dead_letter(
-                    "malformed_envelope", None, None, peer_id, "ask without a correlation id"
-                )
-                return
-            cell = self._actors.get(target) if type(target) is str else None
-            if cell is None:
-                self._dead_letter(
-                    "unknown_actor",
-                    target if type(target) is str else repr(target),
-                    tag if type(tag) is str else None,
-                    peer_id,
-                    f"no actor named {target!r} on {self._id!r}",
-                    reply_node,
-                    correlation_id,
-                )
-                return
-            cls = message_class(tag) if type(tag) is str else None
-            if cls is None:
-                self._dead_letter(
-                    "unknown_tag",
-                    target,
-                    repr(tag),
-                    peer_id,
-                    f"no Message class with tag {tag!r} on {self._id!r}",
-                    reply_node,
-                    correlation_id,
-                )
-                return
-            try:
-                message = cls.__pydantic_validator__.validate_python(payload)
-            except ValidationError as exc:
-                self._dead_letter(
-                    "invalid_payload",
-                    target,
-                    tag,
-                    peer_id,
-                    f"payload does not validate as {cls.__qualname__}: "
-                    f"{exc.error_count()} error(s): {exc.errors()[0]['msg']}",
-                    reply_node,
-                    correlation_id,
-                )
-                return
-            sender = sender_name if type(sender_name) is str else None
-            envelope = Envelope(message, peer_id, sender, reply_node, correlation_id or 0)
-            if not cell.run_now(envelope) and not cell.put(envelope):
-                self._mailbox_full(cell, envelope)
-        elif kind in _WATCH_KINDS:
-            self._on_watch_packet(peer_id, kind, target, payload, sender_name)
-        elif kind in (_REPLY, _ERROR):
-            pending = self._pending.get(correlation_id) if type(correlation_id) is int else None
-            if pending is None or pending.node_id != peer_id or pending.future.done():
-                logger.debug("late or unexpected reply %r from %s dropped", correlation_id, peer_id)
-                return
-            if kind == _ERROR:
-                try:
-                    name, text = payload
-                    error = _ask_error(tag, str(name), str(text))
-                except (TypeError, ValueError):
-                    error = AskError(f"malformed error reply from {peer_id}: {payload!r:.200}")
-                pending.future.set_exception(error)
-                return
-            try:
-                reply = decode_reply(tag, payload)
-            except DeadLetterError as exc:
-                self._dead_letter(exc.reason, pending.target, repr(tag), peer_id, exc.detail)
-                pending.future.set_exception(exc)
-                return
-            pending.future.set_result(reply)
-        else:
-            self._dead_letter(
-                "malformed_envelope", None, None, peer_id, f"unknown envelope kind {kind!r}"
-            )
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        if self._events.has("dead_letter"):
+            self._events.emit("dead_letter", letter)
 
     def _on_connect(self, peer_id: str, uri: str | None) -> None:
         logger.info("%s: node %s up (%s)", self._id, peer_id, uri)
         self._notify_actors(NodeUp(node_id=peer_id, uri=uri))
-        self._emit("node_up", peer_id, uri)
+        self._events.emit("node_up", peer_id, uri)
 
     def _on_disconnect(self, peer_id: str, reason: str) -> None:
         logger.info("%s: node %s down (%s)", self._id, peer_id, reason)
-        self._fail_pending_to(peer_id, reason)
+        self._pending.fail_peer(peer_id, reason, self._id)
         self._apply_watch(self._watches.node_down(peer_id))
         self._notify_actors(NodeDown(node_id=peer_id, reason=str(reason)))
-        self._emit("node_down", peer_id, reason)
-
-    def _fail_pending_to(self, peer_id: str, reason: str) -> None:
-        for pending in self._pending.values():
-            if pending.node_id == peer_id and not pending.future.done():
-                pending.future.set_exception(
-                    NodeDownError(
-                        f"node {peer_id!r} went down ({reason}) while {self._id!r} waited "
-                        f"for a reply from {peer_id}/{pending.target}",
-                        peer_id,
-                    )
-                )
+        self._events.emit("node_down", peer_id, reason)
 
     def _notify_actors(self, event: Message) -> None:
         if self._closing:
             return
         for cell in list(self._actors.values()):
             if cell.handles(type(event)):
-                cell.put_system(Envelope(event, None, None, None, 0))
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for callback in list(self._handlers[event]):
-            try:
-                result = callback(*args)
-            except Exception:
-                logger.exception("%s: %s callback %r failed", self._id, event, callback)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._handler_tasks.add(task)
-                task.add_done_callback(self._handler_task_done)
-
-    def _handler_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._handler_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s: event callback failed", self._id, exc_info=task.exception())
+                cell.put_system(new_delivery(event, None, None, None))
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else "running" if self._started else "new"
@@ -1222,11 +862,3 @@ class ActorSystem:
             f"<ActorSystem {self._id} {self._node.info() or '-'} {state} "
             f"actors={len(self._actors)} peers={len(self._node.peers)}>"
         )
-
-
-def _ask_error(error_tag: Any, name: str, text: str) -> AskError:
-    if error_tag == _ERROR_DEAD_LETTER:
-        return DeadLetterError(name, text)
-    if error_tag == _ERROR_REMOTE:
-        return RemoteError(name, text)
-    return AskError(f"{error_tag}: {name}: {text}")

@@ -15,10 +15,11 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from actors._message import Message
 
-__all__ = ["Timer", "Timers"]
+__all__ = ["Timer", "TimerMark", "Timers"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,25 @@ class Timer:
         kind = "one-shot" if self.every is None else f"every {self.every} s"
         state = "active" if self.active else "ended"
         return f"<Timer {type(self.message).__qualname__} {kind} {state} fired={self.fired}>"
+
+
+class TimerMark(NamedTuple):
+    """The reply capability of a timer's mailbox entry: it names the timer, and drops answers.
+
+    A timer's message is a tell to the actor itself; the mark lets the mailbox ask `Timers.take`
+    whether the timer still wants it handled, and lets a stop discard it without a dead letter.
+    """
+
+    mark: int
+
+    def reply(self, result: Any) -> None:
+        """Nobody waits for a timer's message: the result is dropped."""
+
+    def fail(self, type_name: str, text: str) -> None:
+        """Nobody waits for a timer's message: the failure is only logged by the mailbox."""
+
+    def dead_letter(self, reason: str, detail: str) -> None:
+        """Nobody waits for a timer's message: the dead letter is only counted."""
 
 
 class Timers:

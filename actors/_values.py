@@ -110,7 +110,7 @@ def decode_reply(tag: Any, payload: Any) -> Any:
     if type(tag) is str:
         cls = message_class(tag)
         if cls is None:
-            raise DeadLetterError("invalid_reply", f"no Message class with tag {tag!r} here")
+            raise DeadLetterError("invalid_reply", f"no Message class with tag {tag!r}")
         try:
             return cls.__pydantic_validator__.validate_python(payload)
         except ValidationError as exc:

@@ -261,3 +261,12 @@ def test_ask_is_typed_by_reply_type_under_mypy_strict(tmp_path: Path) -> None:
     assert ":17: error:" in lines[1]
     assert '"type[int]"' in lines[1]
     assert '"type[str]"' in lines[1]
+
+
+def test_reply_packets_carry_every_form() -> None:
+    from actors._envelope import Reply, decode, reply_packet
+
+    assert decode(reply_packet(None, "b", 1)) == Reply(None, None, 1)
+    assert decode(reply_packet(7, "b", 2)) == Reply(None, 7, 2)
+    assert decode(reply_packet({1: "x"}, "b", 3)) == Reply(PAIR_CODED, {"p": [[1, "x"]]}, 3)
+    assert decode(reply_packet(Pong(seq=1), "b", 4)) == Reply("test.Pong", {"seq": 1}, 4)

@@ -217,3 +217,17 @@ async def test_a_restarted_node_gives_node_down(make_system: SystemFactory) -> N
         assert entries(a, b2) == 0
     finally:
         await b2.close()
+
+
+def test_watch_notices_on_the_wire() -> None:
+    from actors._envelope import TERMINATED, UNWATCH, WATCH, Malformed, WatchNotice, decode
+    from actors._envelope import watch_packet as packet
+
+    assert decode(packet(WATCH, "t", "w", "a")) == WatchNotice(WATCH, "t", "w", None)
+    assert decode(packet(UNWATCH, "t", "w", "a")) == WatchNotice(UNWATCH, "t", "w", None)
+    assert decode(packet(TERMINATED, "t", "w", "a", "stopped")) == WatchNotice(
+        TERMINATED, "t", "w", "stopped"
+    )
+    assert isinstance(decode(packet(TERMINATED, "t", "w", "a", "bored")), Malformed)
+    assert isinstance(decode([WATCH, "t", None, None, "a", None, None]), Malformed)
+    assert isinstance(decode([WATCH, 3, None, None, "a", "w", None]), Malformed)
