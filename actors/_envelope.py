@@ -38,6 +38,7 @@ from typing import Any, NamedTuple, Protocol
 
 from actors._message import Message, encode_message
 from actors._values import PAIR_CODED, copy_reply, encode_reply
+from actors._watch import TerminationReason
 from actors.errors import AskError, DeadLetterError, EncodeError, RemoteError
 from transport import TransportError
 
@@ -95,7 +96,6 @@ WATCH = 4
 UNWATCH = 5
 TERMINATED = 6
 _WATCH_KINDS = (WATCH, UNWATCH, TERMINATED)
-_REASONS = frozenset({"stopped", "not_found", "node_down"})
 ERROR_REMOTE = "RemoteError"
 ERROR_DEAD_LETTER = "DeadLetter"
 
@@ -161,7 +161,7 @@ class WatchNotice(NamedTuple):
     kind: int
     target: str
     watcher: str
-    reason: str | None
+    reason: TerminationReason | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +231,9 @@ def decode(packet: Any) -> Envelope:
             return Malformed(f"watch notice {kind} without actor names")
         if kind != TERMINATED:
             return WatchNotice(kind, target, sender_actor, None)
-        if type(payload) is not str or payload not in _REASONS:
-            return Malformed(f"unknown termination reason {payload!r:.80}")
-        return WatchNotice(kind, target, sender_actor, payload)
+        if payload == "stopped" or payload == "not_found" or payload == "node_down":
+            return WatchNotice(kind, target, sender_actor, payload)
+        return Malformed(f"unknown termination reason {payload!r:.80}")
     return Malformed(f"unknown envelope kind {kind!r}")
 
 
@@ -274,7 +274,7 @@ def reply_packet(result: Any, origin: str, correlation_id: int) -> list[Any]:
 
 
 def watch_packet(
-    kind: int, target: str, watcher: str, origin: str, reason: str | None = None
+    kind: int, target: str, watcher: str, origin: str, reason: TerminationReason | None = None
 ) -> list[Any]:
     """The packet of a death-watch notice (`WATCH`, `UNWATCH` or `TERMINATED` with a reason)."""
     return [kind, target, None, reason, origin, watcher, None]

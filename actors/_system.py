@@ -796,12 +796,9 @@ class ActorSystem:
         elif notice.kind == UNWATCH:
             actions = self._watches.unwatched(peer_id, notice.target, notice.watcher)
         else:
-            assert notice.reason in ("stopped", "not_found", "node_down")
+            assert notice.reason is not None  # decode checked it
             actions = self._watches.terminated(
-                peer_id,
-                notice.target,
-                notice.watcher,
-                notice.reason,  # type: ignore[arg-type]
+                peer_id, notice.target, notice.watcher, notice.reason
             )
         self._apply_watch(actions)
 
