@@ -467,6 +467,7 @@ class ActorCell:
                 await self._call_hook(self.instance.on_stop, "on_stop")
         finally:
             self.stopped = True
+            self.context._timers.close()  # also those on_stop may have scheduled
             discarded = 0
             while self._queue:
                 delivery = self._queue.popleft()

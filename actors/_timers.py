@@ -132,13 +132,14 @@ class Timers:
             not queued (the actor is stopping, or its bounded mailbox is full).
     """
 
-    __slots__ = ("_active", "_deliver", "_queued", "_serials")
+    __slots__ = ("_active", "_closed", "_deliver", "_queued", "_serials")
 
     def __init__(self, deliver: Callable[[Message, int], bool]) -> None:
         self._deliver = deliver
         self._active: set[Timer] = set()
         self._queued: dict[int, Timer] = {}
         self._serials = 0
+        self._closed = False
 
     def schedule(self, delay: float, message: Message, every: float | None = None) -> Timer:
         """Deliver ``message`` to the actor after ``delay`` seconds, then every ``every``.
@@ -163,9 +164,14 @@ class Timers:
             isinstance(every, int | float) and math.isfinite(every) and every > 0
         ):
             raise ValueError(f"schedule() every must be finite seconds > 0, not {every!r}")
-        loop = asyncio.get_running_loop()
         self._serials += 1
         timer = Timer(self, self._serials, message, every)
+        if self._closed:
+            # The actor has stopped (e.g. on_stop scheduled something): nothing will run it.
+            logger.debug("timer for %s not started: its actor stopped", type(message).__qualname__)
+            timer._cancelled = True
+            return timer
+        loop = asyncio.get_running_loop()
         timer._deadline = loop.time() + delay
         timer._handle = loop.call_at(timer._deadline, timer._fire)
         self._active.add(timer)
@@ -202,6 +208,11 @@ class Timers:
         if active:
             logger.debug("cancelled %d timer(s)", len(active))
         return len(active)
+
+    def close(self) -> None:
+        """The actor stopped for good: end every timer, and start none from now on."""
+        self._closed = True
+        self.cancel_all()
 
     @property
     def active(self) -> int:

@@ -160,3 +160,18 @@ async def test_schedule_refuses_bad_arguments(route: Route) -> None:
     context = ticker.context
     with pytest.raises(TypeError, match="Message"):
         context.schedule(0.1, "not a message")  # type: ignore[arg-type]
+
+
+class SchedulesOnStop(Ticker):
+    def on_stop(self) -> None:
+        self.timers["late"] = self.context.schedule(0.0, Tick(label="late"), every=0.01)
+
+
+async def test_a_timer_scheduled_while_stopping_never_starts(route: Route) -> None:
+    ticker = SchedulesOnStop()
+    route.host.spawn("ticker", ticker)
+    await ask(route, Count(label="x"))
+    await route.host.stop("ticker")
+    assert not ticker.timers["late"].active
+    assert ticker.timers["late"].cancel() is False
+    assert route.host.dead_letters == 0
