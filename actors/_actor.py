@@ -16,7 +16,7 @@ from actors._message import Message
 from actors._timers import Timer, Timers
 from actors._values import receiving_system
 from actors._watch import TerminationReason
-from actors.errors import ContextError, HandlerDefinitionError
+from actors.errors import ActorUsageError, ContextError, HandlerDefinitionError
 
 if TYPE_CHECKING:
     from actors._envelope import Delivery
@@ -284,8 +284,8 @@ class Context:
             A `Timer`; call ``cancel()`` on it to stop it.
 
         Raises:
-            TypeError: ``message`` is not a `Message`.
-            ValueError: ``delay`` is negative or ``every`` is not positive.
+            ActorUsageError: ``message`` is not a `Message`, ``delay`` is negative or
+                ``every`` is not positive.
         """
         return self._timers.schedule(delay, message, every)
 
@@ -297,15 +297,25 @@ class Context:
 
         Args:
             ref: The actor to watch.
+
+        Raises:
+            ActorUsageError: ``ref`` is not an `ActorRef`.
         """
+        if not isinstance(ref, ActorRef):
+            raise ActorUsageError(f"watch() needs an ActorRef, not {type(ref).__qualname__}")
         self.system._watch(self.name, ref)
 
     def unwatch(self, ref: ActorRef) -> None:
         """Stop watching ``ref``; no `Terminated` for it is delivered after this call.
 
         Args:
-            ref: A ref passed to `watch` before (anything else is ignored).
+            ref: A ref passed to `watch` before (any other ref is ignored).
+
+        Raises:
+            ActorUsageError: ``ref`` is not an `ActorRef`.
         """
+        if not isinstance(ref, ActorRef):
+            raise ActorUsageError(f"unwatch() needs an ActorRef, not {type(ref).__qualname__}")
         self.system._unwatch(self.name, ref)
 
     def __repr__(self) -> str:

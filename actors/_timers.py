@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from actors._message import Message
+from actors.errors import ActorUsageError
 
 __all__ = ["Timer", "TimerMark", "Timers"]
 
@@ -153,17 +154,18 @@ class Timers:
             The timer's handle.
 
         Raises:
-            TypeError: ``message`` is not a `Message`.
-            ValueError: ``delay`` is negative or not finite, or ``every`` is not positive.
+            ActorUsageError: ``message`` is not a `Message`, ``delay`` is negative or not
+                finite, or ``every`` is not positive (it is also a `TypeError` and a
+                `ValueError`).
         """
         if not isinstance(message, Message):
-            raise TypeError(f"schedule() needs a Message, not {type(message).__qualname__}")
+            raise ActorUsageError(f"schedule() needs a Message, not {type(message).__qualname__}")
         if not (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0):
-            raise ValueError(f"schedule() delay must be finite seconds >= 0, not {delay!r}")
+            raise ActorUsageError(f"schedule() delay must be finite seconds >= 0, not {delay!r}")
         if every is not None and not (
             isinstance(every, int | float) and math.isfinite(every) and every > 0
         ):
-            raise ValueError(f"schedule() every must be finite seconds > 0, not {every!r}")
+            raise ActorUsageError(f"schedule() every must be finite seconds > 0, not {every!r}")
         self._serials += 1
         timer = Timer(self, self._serials, message, every)
         if self._closed:

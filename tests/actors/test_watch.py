@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from actor_helpers import Ping, Pong, Recorder, Route, SystemFactory, connect, wait_until, within
 
 from actors import Actor, ActorRef, ActorSystem, Message, Terminated, handler
@@ -231,3 +232,16 @@ def test_watch_notices_on_the_wire() -> None:
     assert isinstance(decode(packet(TERMINATED, "t", "w", "a", "bored")), Malformed)
     assert isinstance(decode([WATCH, "t", None, None, "a", None, None]), Malformed)
     assert isinstance(decode([WATCH, 3, None, None, "a", "w", None]), Malformed)
+
+
+async def test_watch_needs_a_ref(make_system: SystemFactory) -> None:
+    from actors import ActorUsageError
+
+    a = await make_system("alpha")
+    watcher = Watcher()
+    a.spawn("watcher", watcher)
+    with pytest.raises(ActorUsageError, match="ActorRef"):
+        watcher.context.watch("alpha/watcher")  # type: ignore[arg-type]
+    with pytest.raises(ActorUsageError, match="ActorRef"):
+        watcher.context.unwatch(None)  # type: ignore[arg-type]
+    assert entries(a) == 0
