@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from actor_helpers import Block, Ping, Pong, Recorder, Route, SystemFactory, connect, within
 
-from actors import ActorSystem, NodeDownError, NodeError
+from actors import Actor, ActorSystem, Message, NodeDownError, NodeError, handler
 
 
 async def test_ask_to_an_unknown_node_fails_at_once(make_system: SystemFactory) -> None:
@@ -85,3 +85,32 @@ async def test_connect_timeout_bounds_the_handshake(make_system: SystemFactory) 
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+class Blob(Message, tag="test.liveness.Blob"):
+    data: bytes
+
+
+class Sink(Actor):
+    @handler
+    def on_blob(self, msg: Blob) -> None:
+        pass
+
+
+async def test_drained_waits_for_the_mesh_backpressure(make_system: SystemFactory) -> None:
+    a = ActorSystem("alpha", high_water=64 * 1024, low_water=16 * 1024)
+    await a.start()
+    try:
+        b = await make_system("beta")
+        await connect(a, b)
+        b.spawn("sink", Sink())
+        blob = Blob(data=b"x" * 8192)
+        # Within one event-loop turn nothing is written yet: the buffer passes high water.
+        results = [a.tell("beta", "sink", blob) for _ in range(64)]
+        assert results[0] is True
+        assert False in results, "the outgoing buffer never passed its high-water mark"
+        await within(a.drained("beta"))
+        assert a.tell("beta", "sink", blob) is True
+        assert b.dead_letters == 0
+    finally:
+        await a.close()
