@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 from actor_helpers import Ping, Pong, Route, within
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from actors import Actor, AskError, DeadLetterError, Message, RemoteError, handler
+from actors._envelope import Reply, decode, reply_packet
 from actors._values import PAIR_CODED, decode_reply, encode_reply
+from transport._frames import FrameDecoder, encode_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -264,9 +268,54 @@ def test_ask_is_typed_by_reply_type_under_mypy_strict(tmp_path: Path) -> None:
 
 
 def test_reply_packets_carry_every_form() -> None:
-    from actors._envelope import Reply, decode, reply_packet
-
     assert decode(reply_packet(None, "b", 1)) == Reply(None, None, 1)
     assert decode(reply_packet(7, "b", 2)) == Reply(None, 7, 2)
     assert decode(reply_packet({1: "x"}, "b", 3)) == Reply(PAIR_CODED, {"p": [[1, "x"]]}, 3)
     assert decode(reply_packet(Pong(seq=1), "b", 4)) == Reply("test.Pong", {"seq": 1}, 4)
+
+
+# --- the codec against the real wire (the receiving unpacker accepts only str/bytes keys) ----
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+)
+_keys = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4), st.binary(max_size=4)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(_keys, inner, max_size=4),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same type all the way down (so 1 is not True and 1.0 is not 1)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(
+            type(k) is type(k2) and _same(a[k], b[k2]) for k, k2 in zip(a, b, strict=True)
+        )
+    return bool(a == b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values)
+def test_plain_values_survive_the_real_wire(value: Any) -> None:
+    decoder = FrameDecoder()
+    [body] = decoder.feed(encode_frame(reply_packet(value, "b", 1)))
+    reply = decode(body)
+    assert type(reply) is Reply
+    assert _same(decode_reply(reply.tag, reply.payload), value)
