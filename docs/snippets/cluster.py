@@ -4,16 +4,20 @@ import asyncio
 
 from transport import Member, Node
 
-# Fast timings so the example runs in a moment; the defaults are 1 s and 5 s.
-FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
+HEARTBEAT = 0.2  # fast timings so the example runs in a moment (defaults: 1 s and 5 s)
+SILENCE = 1.0
 
 
 async def main() -> None:
     # --8<-- [start:join]
-    seed = Node("seed", cluster=True, **FAST)  # the first node: no seeds
+    # The first node has no seeds.
+    seed = Node("seed", cluster=True, heartbeat_interval=HEARTBEAT, heartbeat_timeout=SILENCE)
     await seed.start()
     uri = seed.info() or ""
-    others = [Node(f"node-{i}", seeds=[uri], **FAST) for i in range(3)]
+    others = [
+        Node(f"node-{i}", seeds=[uri], heartbeat_interval=HEARTBEAT, heartbeat_timeout=SILENCE)
+        for i in range(3)
+    ]
     for node in others:
         await node.start()  # dials the seed, learns the members, dials each one
     for node in [seed, *others]:

@@ -4,7 +4,8 @@ import asyncio
 
 from actors import Actor, ActorSystem, MemberDown, MemberUp, Message, handler
 
-FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
+HEARTBEAT = 0.2  # fast timings so the example runs in a moment (defaults: 1 s and 5 s)
+SILENCE = 1.0
 lines = asyncio.Queue[str]()  # what the actors saw, printed in order by main()
 
 
@@ -30,11 +31,21 @@ class Lookout(Actor):
 
 async def main() -> None:
     # --8<-- [start:cluster]
-    first = ActorSystem("node-a", cluster=True, **FAST)
+    first = ActorSystem(
+        "node-a", cluster=True, heartbeat_interval=HEARTBEAT, heartbeat_timeout=SILENCE
+    )
     first.spawn("lookout", Lookout())  # gets MemberUp / MemberDown messages
     first.spawn("worker", Worker(), groups=["workers"])
     await first.start()
-    others = [ActorSystem(f"node-{x}", seeds=[first.info() or ""], **FAST) for x in "bc"]
+    others = [
+        ActorSystem(
+            f"node-{x}",
+            seeds=[first.info() or ""],
+            heartbeat_interval=HEARTBEAT,
+            heartbeat_timeout=SILENCE,
+        )
+        for x in "bc"
+    ]
     for system in others:
         system.spawn("worker", Worker(), groups=["workers"])
         await system.start()
