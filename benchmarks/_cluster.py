@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -133,19 +134,37 @@ async def _detect(
         await asyncio.gather(*(node.close() for node in nodes), return_exceptions=True)
 
 
+def _room_for(size: int) -> str | None:
+    """Why ``size`` members cannot run in this process (file descriptors), or None."""
+    # Both ends of every pair live in this process, plus sockets for duplicates and listeners.
+    needed = size * (size - 1) + 4 * size + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed and (hard == resource.RLIM_INFINITY or hard >= needed):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        soft = needed
+    if soft < needed:
+        return f"needs {needed} file descriptors in one process, the limit is {soft}"
+    return None
+
+
 async def cluster_runs(
     sizes: list[int],
     idle_seconds: float,
     heartbeat: tuple[float, float],
     progress: Callable[[str], None],
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Convergence and idle gossip for each size, and detection time on the smallest.
 
     ``heartbeat`` is the (interval, timeout) of the detection run; convergence and idle
     gossip run at the defaults.
     """
-    results: dict[str, float] = {}
+    results: dict[str, Any] = {}
     for size in sizes:
+        reason = _room_for(size)
+        if reason is not None:
+            progress(f"{size} members: SKIPPED: {reason}")
+            results[f"skip {size}"] = reason
+            continue
         got = await _converge(size, idle_seconds, progress)
         results[f"converge {size}"] = got["converge"]
         results[f"idle {size}"] = got["idle"]
