@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actors._envelope import ReplyTo
+from actors._limits import DESCRIBE_LIMIT, bounded_text
 
 __all__ = ["DeadLetter", "DeadLetterOffice"]
 
@@ -20,8 +21,8 @@ class DeadLetter:
 
     Attributes:
         reason: ``"unknown_actor"``, ``"unknown_tag"``, ``"invalid_payload"``,
-            ``"no_handler"``, ``"actor_stopped"``, ``"invalid_reply"`` or
-            ``"malformed_envelope"``.
+            ``"payload_too_large"``, ``"no_handler"``, ``"actor_stopped"``,
+            ``"invalid_reply"`` or ``"malformed_envelope"``.
         target: The actor it was addressed to, if known.
         tag: The message's wire tag, if known.
         sender_node: The node it came from (None for local senders outside actors).
@@ -64,8 +65,18 @@ class DeadLetterOffice:
         detail: str,
         reply_to: ReplyTo | None = None,
     ) -> None:
-        """Count, log and report one dead letter; answer its ask through ``reply_to``."""
+        """Count, log and report one dead letter; answer its ask through ``reply_to``.
+
+        The target, tag and detail may come from a peer: each is cut to a few hundred
+        characters (with its length said) before it is logged, reported or sent back.
+        """
         self._counts[reason] += 1
+        if target is not None and len(target) > DESCRIBE_LIMIT:
+            target = bounded_text(target, DESCRIBE_LIMIT)
+        if tag is not None and len(tag) > DESCRIBE_LIMIT:
+            tag = bounded_text(tag, DESCRIBE_LIMIT)
+        if len(detail) > 2 * DESCRIBE_LIMIT:
+            detail = bounded_text(detail, 2 * DESCRIBE_LIMIT)
         logger.warning(
             "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
             self._node_id,

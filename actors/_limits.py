@@ -13,15 +13,29 @@ to the receiving node bounded:
 
 from __future__ import annotations
 
-from typing import Any
+import types
+import typing
+from typing import Any, Literal, Union
 
-__all__ = ["DEFAULT_MAX_PAYLOAD_ITEMS", "DESCRIBE_LIMIT", "count_items", "describe"]
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_ITEMS",
+    "DESCRIBE_LIMIT",
+    "MAX_ERROR_TEXT",
+    "bounded_text",
+    "count_items",
+    "describe",
+    "scalar_classes",
+    "within_budget",
+]
 
 DESCRIBE_LIMIT = 200
 """Characters of preview `describe` shows by default."""
 
 DEFAULT_MAX_PAYLOAD_ITEMS = 100_000
 """Default budget of container entries in one received payload (`count_items`)."""
+
+MAX_ERROR_TEXT = 1000
+"""The most characters of an error text sent in an answer (`bounded_text`)."""
 
 # Containers deeper than this are previewed as "..." (the size is still shown at the top).
 _PREVIEW_DEPTH = 6
@@ -97,6 +111,82 @@ def count_items(value: Any, budget: int) -> int:
             if kind is dict or kind is list:
                 push(item)
     return total
+
+
+def bounded_text(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` itself when it has at most ``limit`` characters, else its start, cut, with the
+    full length said (``"... [3145728 chars]"``).
+
+    Args:
+        text: An error text, a reason, a name.
+        limit: The most characters kept.
+
+    Returns:
+        A string of at most about ``limit`` + 30 characters.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text)} chars]"
+
+
+def within_budget(cls: type, payload: Any, budget: int | None) -> bool:
+    """Whether a received payload for message class ``cls`` is small enough to validate.
+
+    A payload for a class whose fields are all scalars (str, int, float, bool, bytes, None, and
+    optional or literal forms of them) costs its validator work in proportion to its number of
+    keys, since a container where a scalar is due fails at once: checking ``len`` is enough.
+    Any other payload is walked by `count_items`, at a cost bounded by the budget.
+
+    Args:
+        cls: The `Message` subclass (or any pydantic model) the payload is for.
+        payload: The payload as decoded from the wire.
+        budget: The most container entries accepted; None accepts any payload.
+
+    Returns:
+        True when validation may go ahead.
+    """
+    if budget is None:
+        return True
+    if type(payload) is dict:
+        if len(payload) > budget:
+            return False
+        if cls in scalar_classes:
+            return True
+        if cls not in _walked_classes:
+            if _scalar_fields_only(cls):
+                scalar_classes.add(cls)
+                return True
+            _walked_classes.add(cls)
+    return count_items(payload, budget) <= budget
+
+
+_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None), None})
+
+scalar_classes: set[type] = set()
+"""Classes seen by `within_budget` whose fields are all scalars (a ``len`` check suffices)."""
+_walked_classes: set[type] = set()
+
+
+def _scalar_fields_only(cls: type) -> bool:
+    fields = getattr(cls, "model_fields", None)
+    decorators = getattr(cls, "__pydantic_decorators__", None)
+    if not isinstance(fields, dict) or decorators is None:
+        return False
+    # A validator of the user's may turn a container into a scalar: then walk the payload.
+    if decorators.field_validators or decorators.model_validators or decorators.validators:
+        return False
+    return all(_is_scalar(field.annotation) for field in fields.values())
+
+
+def _is_scalar(annotation: Any) -> bool:
+    if annotation in _SCALARS:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        return all(_is_scalar(arg) for arg in typing.get_args(annotation))
+    if origin is Literal:
+        return all(type(arg) in (str, int, bool, bytes) for arg in typing.get_args(annotation))
+    return False
 
 
 def _cut(text: str, limit: int) -> str:

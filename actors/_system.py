@@ -31,6 +31,7 @@ from actors._envelope import (
     tell_packet,
 )
 from actors._events import EventHub, NodeDown, NodeUp, SystemEvent
+from actors._limits import DEFAULT_MAX_PAYLOAD_ITEMS
 from actors._mailbox import ActorCell, Supervision, current_actor
 from actors._message import Message
 from actors._pending import PendingAsk, PendingAsks
@@ -131,6 +132,10 @@ class ActorSystem:
             passed among the node options), or None.
         stop_timeout: Seconds `close` waits for each actor to finish its current message
             before cancelling it.
+        max_payload_items: The most container entries (list items and map entries, counted
+            through every level) one received message may hold; a bigger one becomes a
+            ``"payload_too_large"`` dead letter before any validation, so a hostile peer
+            cannot make this node spend seconds validating. None lifts the bound.
         **node_options: Passed to `transport.Node` (heartbeat_interval, heartbeat_timeout,
             handshake_timeout, advertise, ...).
     """
@@ -144,8 +149,15 @@ class ActorSystem:
         cookie: bytes | str | None = None,
         ssl: SSLContext | None = None,
         stop_timeout: float = 5.0,
+        max_payload_items: int | None = DEFAULT_MAX_PAYLOAD_ITEMS,
         **node_options: Any,
     ) -> None:
+        if max_payload_items is not None and (
+            type(max_payload_items) is not int or max_payload_items < 1
+        ):
+            raise ActorUsageError(
+                f"max_payload_items must be a positive int or None, not {max_payload_items!r}"
+            )
         try:
             self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
         except (TransportError, TypeError, ValueError) as exc:
@@ -158,7 +170,12 @@ class ActorSystem:
         self._dead_letters = DeadLetterOffice(node_id, self._on_dead_letter)
         self._host = _CellHost(self._actors, self._dead_letters)
         self._receiver = Receiver(
-            node_id, self._actors, self._pending, self._dead_letters, self._node.send
+            node_id,
+            self._actors,
+            self._pending,
+            self._dead_letters,
+            self._node.send,
+            max_payload_items,
         )
         self._node.on("packets", self._receiver.on_packets)
         self._node.on("connect", self._on_connect)

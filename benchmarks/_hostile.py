@@ -104,22 +104,38 @@ class _Hostile:
             await self._writer.wait_closed()
 
 
-async def _round_trips(system: Any, peer: str, count: int, budget: float) -> list[float]:
+async def _round_trips(
+    system: Any, peer: str, count: int, budget: float
+) -> tuple[list[float], int]:
+    """``count`` sequential asks (fewer once ``budget`` seconds passed): the round trips of
+    those answered, and how many failed (timed out, or the node was declared down)."""
+    from actors import AskError, NodeDownError
+
     from ._messages import Ping
 
     ask = system.ask
     times: list[float] = []
+    failed = 0
     deadline = time.perf_counter() + budget
     for seq in range(count):
         start = time.perf_counter()
-        await ask(peer, "sink", Ping(seq=seq), timeout=60.0)
-        times.append(time.perf_counter() - start)
+        try:
+            await ask(peer, "sink", Ping(seq=seq), timeout=10.0)
+        except NodeDownError:
+            failed += 1
+            await asyncio.sleep(0.1)  # the kept peer is being re-dialled
+        except AskError:
+            failed += 1
+        else:
+            times.append(time.perf_counter() - start)
         if start > deadline:
             break
-    return times
+    return times, failed
 
 
 def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
@@ -134,7 +150,8 @@ async def hostile_runs(asks: int, flood_seconds: float, progress: Progress) -> d
 
     Returns:
         ``quiet p50`` / ``quiet p99`` / ``flood p50`` / ``flood p99`` in milliseconds, the
-        round trips measured in each run, and the hostile asks answered during the flood.
+        round trips answered and failed in each run, and the hostile asks answered during the
+        flood.
     """
     from actors import ActorSystem
 
@@ -143,16 +160,17 @@ async def hostile_runs(asks: int, flood_seconds: float, progress: Progress) -> d
         uri = sink.info["uris"][0]
         peer = await system.connect(uri)
         await _round_trips(system, peer, 200, 10.0)  # warm-up
-        quiet = await _round_trips(system, peer, asks, 60.0)
+        quiet, quiet_failed = await _round_trips(system, peer, asks, 60.0)
         out["quiet p50"] = _percentile(quiet, 0.50) * 1000
         out["quiet p99"] = _percentile(quiet, 0.99) * 1000
         out["quiet n"] = len(quiet)
+        out["quiet failed"] = quiet_failed
         progress(f"good peer ask, quiet: p99 {out['quiet p99']:.2f} ms over {len(quiet)} asks")
         hostile = await _Hostile.open(uri)
         stop = asyncio.Event()
         flooding = asyncio.ensure_future(hostile.flood(stop))
         try:
-            loaded = await _round_trips(system, peer, asks, flood_seconds)
+            loaded, loaded_failed = await _round_trips(system, peer, asks, flood_seconds)
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -164,10 +182,12 @@ async def hostile_runs(asks: int, flood_seconds: float, progress: Progress) -> d
         out["flood p50"] = _percentile(loaded, 0.50) * 1000
         out["flood p99"] = _percentile(loaded, 0.99) * 1000
         out["flood n"] = len(loaded)
+        out["flood failed"] = loaded_failed
         out["hostile answered"] = hostile.answered
         out["hostile largest answer"] = hostile.largest_answer
         progress(
-            f"good peer ask, flooded: p99 {out['flood p99']:.2f} ms over {len(loaded)} asks; "
+            f"good peer ask, flooded: p99 {out['flood p99']:.2f} ms over {len(loaded)} asks "
+            f"({loaded_failed} failed); "
             f"{hostile.answered} hostile 6 MB asks answered (largest answer "
             f"{hostile.largest_answer} B)"
         )
