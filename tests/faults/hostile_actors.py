@@ -368,6 +368,18 @@ class MakeDeep(Message, tag="hostile.MakeDeep"):
     depth: int
 
 
+class Boom(Message, tag="hostile.Boom"):
+    """Ask the handler to raise: with a message of ``size`` chars, or (size < 0) with an
+    exception whose ``str()`` itself raises."""
+
+    size: int
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
 class Blob(Message, tag="hostile.Blob"):
     data: bytes
 
@@ -412,6 +424,12 @@ class Sink(Actor):
     def on_tree(self, msg: Tree) -> Tree:
         return msg
 
+    @handler
+    def on_boom(self, msg: Boom) -> None:
+        if msg.size < 0:
+            raise Unprintable()
+        raise ValueError("!" * msg.size)
+
     async def wait_note(self, seq: int, timeout: float = DEADLINE) -> None:
         async with asyncio.timeout(timeout):
             while seq not in self.notes:
@@ -443,6 +461,12 @@ class AsyncSink(Sink):
     @handler
     async def on_tree(self, msg: Tree) -> Tree:  # type: ignore[override]
         return msg
+
+    @handler
+    async def on_boom(self, msg: Boom) -> None:  # type: ignore[override]
+        if msg.size < 0:
+            raise Unprintable()
+        raise ValueError("!" * msg.size)
 
 
 SINKS: dict[str, Callable[[], Sink]] = {"sink": Sink, "async-sink": AsyncSink}

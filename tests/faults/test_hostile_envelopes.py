@@ -21,6 +21,7 @@ from hostile_actors import (
     REPLY_BOUND,
     SINKS,
     TELL,
+    Boom,
     Deep,
     Huge,
     Items,
@@ -241,4 +242,25 @@ async def test_a_reply_the_node_cannot_send_is_a_remote_error_for_an_actor_syste
         assert await asker.ask("a", sink, Probe(seq=9), timeout=10.0) == Probe(seq=9)
         assert asker.tell("a", sink, Note(seq=1001))
         await host.good_tell_arrives(1001, sink)
+    host.alive()
+
+
+@pytest.mark.parametrize("sink", list(SINKS))
+@pytest.mark.parametrize("size", [10 * MIB, -1], ids=["10MiB-message", "unprintable"])
+async def test_a_handler_exception_reaches_the_asker_in_a_sendable_answer(
+    host: Host, sink: str, size: int
+) -> None:
+    async with ActorSystem("b") as asker:
+        uri = host.system.info()
+        assert uri is not None
+        await asker.connect(uri)
+        with pytest.raises(RemoteError) as failure:
+            await asker.ask("a", sink, Boom(size=size), timeout=10.0)
+        error = failure.value
+        if size > 0:
+            assert error.type_name == "ValueError" and len(error.remote_message) < 2000
+            assert str(size) in error.remote_message  # the length is said
+        else:
+            assert error.type_name == "Unprintable" and "str()" in error.remote_message
+        assert await asker.ask("a", sink, Probe(seq=3), timeout=10.0) == Probe(seq=3)
     host.alive()
