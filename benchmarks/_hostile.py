@@ -21,11 +21,13 @@ import msgpack
 
 from ._util import FrameReader, encode_frame, worker
 
-__all__ = ["hostile_runs"]
+__all__ = ["COUNTS", "hostile_runs", "report_rows"]
 
 Progress = Callable[[str], None]
 HOSTILE_ID = "zz-hostile"  # sorts after the worker's id: the worker decides the connection
 FLOOD_KEYS = 500_000
+# (round trips per run, most seconds of flood) for a full run and for --smoke.
+COUNTS: dict[bool, tuple[int, float]] = {False: (500, 30.0), True: (20, 3.0)}
 
 
 def _hostile_frame(correlation_id: int) -> bytes:
@@ -192,3 +194,30 @@ async def hostile_runs(asks: int, flood_seconds: float, progress: Progress) -> d
             f"{hostile.largest_answer} B)"
         )
     return out
+
+
+def report_rows(report: Any, figures: dict[str, float]) -> None:
+    """Add the section's rows to the suite's report: p50 and p99 of the flooded run, each
+    against the quiet run's same percentile (lower is better)."""
+    asked = figures["flood n"] + figures["flood failed"]
+    for quantile in ("p50", "p99"):
+        report.add(
+            f"hostile quiet {quantile}",
+            "hostile",
+            f"good peer ask {quantile}, no hostile peer",
+            figures[f"quiet {quantile}"],
+            "ms",
+        )
+        report.add(
+            f"hostile flood {quantile}",
+            "hostile",
+            f"good peer ask {quantile}, a peer flooding 6 MB asks",
+            figures[f"flood {quantile}"],
+            "ms",
+            figures[f"quiet {quantile}"],
+            note=(
+                f"{figures['flood failed']:.0f} of {asked:.0f} asks failed; "
+                f"{figures['hostile answered']:.0f} hostile asks answered"
+            ),
+            higher_is_better=False,
+        )
