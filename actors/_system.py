@@ -46,7 +46,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, Node, TransportError
+from transport import EncodingError, FrameTooLarge, Node, TransportError
 
 __all__ = [
     "ActorSystem",
@@ -433,7 +433,8 @@ class ActorSystem:
         Raises:
             SystemClosedError: The system is closed.
             ActorUsageError: ``message`` is not a `Message` (it is also a `TypeError`).
-            EncodeError: The message cannot be encoded for the wire.
+            EncodeError: The message cannot be encoded for the wire (a value of no
+                msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
@@ -480,7 +481,8 @@ class ActorSystem:
             SystemClosedError: The system is closed or closed while waiting.
             ActorUsageError: ``message`` is not a `Message`, or ``timeout`` is NaN (it is
                 also a `TypeError` and a `ValueError`).
-            EncodeError: The message cannot be encoded for the wire.
+            EncodeError: The message cannot be encoded for the wire (a value of no
+                msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
@@ -531,9 +533,15 @@ class ActorSystem:
     ) -> Any:
         try:
             return self._node.send(node_id, packet)
-        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+        except (EncodingError, FrameTooLarge, TypeError, ValueError, OverflowError) as exc:
+            # Too large to frame is an encoding failure too: the message, not the node, is wrong.
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
+            ) from exc
+        except RecursionError as exc:
+            raise EncodeError(
+                f"cannot send {type(message).__qualname__} to {node_id}/{name}: a value is "
+                "nested too deep to encode"
             ) from exc
         except TransportError as exc:
             raise NodeError(f"{self._id!r} cannot send to {node_id}: {exc}") from exc

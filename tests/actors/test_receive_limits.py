@@ -248,3 +248,22 @@ def test_an_unencodable_field_is_an_encode_error() -> None:
 def test_max_payload_items_must_be_a_positive_int_or_none(budget: Any) -> None:
     with pytest.raises(ActorUsageError, match="max_payload_items"):
         ActorSystem("x", max_payload_items=budget)
+
+
+class Blob(Message, tag="limits.Blob"):
+    data: bytes
+
+
+@pytest.mark.parametrize("how", ["tell", "ask"])
+async def test_a_message_too_large_or_too_deep_to_send_is_an_encode_error(how: str) -> None:
+    async with ActorSystem("a") as a, ActorSystem("b") as b:
+        uri = b.info()
+        assert uri is not None
+        await a.connect(uri)
+        for message in (Blob(data=b"x" * (9 * 1024 * 1024)), Tree(value=nested(600))):
+            with pytest.raises(EncodeError, match=r"max_frame_size|nested too deep"):
+                if how == "tell":
+                    a.tell("b", "anyone", message)
+                else:
+                    await a.ask("b", "anyone", message, timeout=DEADLINE)
+        assert a.stats().pending_asks == 0
