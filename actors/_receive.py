@@ -30,7 +30,6 @@ from actors._envelope import (
     ReplyTo,
     Tell,
     decode,
-    new_delivery,
 )
 from actors._limits import (
     DEFAULT_MAX_PAYLOAD_ITEMS,
@@ -278,7 +277,7 @@ class Receiver:
         message = self.admit(peer_id, envelope, cls, reply_to)
         if message is None:
             return
-        delivery = new_delivery(message, peer_id, envelope.sender_actor, reply_to)
+        delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, reply_to))
         if not cell.run_now(delivery):
             cell.put(delivery)
 
