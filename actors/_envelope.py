@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Protocol
 from actors._limits import DESCRIBE_LIMIT, bounded_text, describe
 from actors._message import Message, encode_message
 from actors.errors import AskError, DeadLetterError, EncodeError, RemoteError
-from transport import FrameTooLarge, TransportError
+from transport import PacketTooLarge, TransportError
 
 __all__ = [
     "ASK",
@@ -279,7 +279,7 @@ def error_packet(
 def unsendable_reason(exc: BaseException) -> str:
     """Why a reply could not be sent, naming its size or its depth, for the asker's
     `RemoteError` (type name ``"EncodeError"``)."""
-    if isinstance(exc, FrameTooLarge):
+    if isinstance(exc, PacketTooLarge):
         return f"the reply is too large to send: {exc}"
     if isinstance(exc, RecursionError) or "recursion" in str(exc):
         return "the reply is nested too deep to encode (depth beyond the encoder's limit)"

@@ -46,7 +46,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, FrameTooLarge, Node, TransportError
+from transport import EncodingError, Node, PacketTooLarge, TransportError
 
 __all__ = [
     "ActorSystem",
@@ -533,7 +533,7 @@ class ActorSystem:
     ) -> Any:
         try:
             return self._node.send(node_id, packet)
-        except (EncodingError, FrameTooLarge, TypeError, ValueError, OverflowError) as exc:
+        except (EncodingError, PacketTooLarge, TypeError, ValueError, OverflowError) as exc:
             # Too large to frame is an encoding failure too: the message, not the node, is wrong.
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
