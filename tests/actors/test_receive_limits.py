@@ -103,18 +103,17 @@ def raw_tell(target: str, tag: str, payload: Any) -> list[Any]:
 
 
 class Office:
-    def __init__(self, max_items: int | None = 100) -> None:
+    """A bare Receiver (no Node) over ``actors``, with the dead letters and answers it made."""
+
+    def __init__(self, max_items: int | None = 100, actors: dict[str, Any] | None = None) -> None:
         self.letters: list[DeadLetter] = []
         self.sent: list[Any] = []
         office = DeadLetterOffice("here", self.letters.append)
-        self.receiver = Receiver(
-            "here",
-            {},
-            PendingAsks(),
-            office,
-            lambda _peer, packet: self.sent.append(packet),
-            max_items,
-        )
+        self.receiver = Receiver("here", actors or {}, PendingAsks(), office, self._send, max_items)
+
+    def _send(self, _peer: str, packet: Any) -> bool:
+        self.sent.append(packet)
+        return True
 
 
 @pytest.fixture
@@ -267,3 +266,32 @@ async def test_a_message_too_large_or_too_deep_to_send_is_an_encode_error(how: s
                 else:
                     await a.ask("b", "anyone", message, timeout=DEADLINE)
         assert a.stats().pending_asks == 0
+
+
+class Broken:
+    """An inbox whose run_now fails the way a bug would: the receive path must contain it."""
+
+    def __init__(self) -> None:
+        self.queued: list[Any] = []
+
+    def run_now(self, delivery: Any) -> bool:
+        if delivery.message.seq == 1:
+            raise RuntimeError("a bug, not the handler")
+        return False
+
+    def run_tells(self, *args: Any) -> int:
+        return int(args[2])  # never inline: every tell goes through run_now / put
+
+    def put(self, delivery: Any) -> None:
+        self.queued.append(delivery.message.seq)
+
+
+def test_a_packet_whose_handling_fails_unforeseen_is_dead_lettered_alone() -> None:
+    cell = Broken()
+    office = Office(actors={"keeper": cell})
+    office.receiver.on_packets(
+        "peer", [raw_tell("keeper", "limits.Flat", {"seq": seq}) for seq in (0, 1, 2)]
+    )
+    assert cell.queued == [0, 2]
+    [letter] = office.letters
+    assert letter.reason == "malformed_envelope" and "RuntimeError" in letter.detail
