@@ -7,13 +7,14 @@ then a good tell, in one write. After every case: the good tell arrived, a good 
 the raw peer is still connected and got no oversized frame back, and the node's log stayed under
 a size bound.
 
-The run is bounded: a fixed number of examples, each under a deadline, and no shrinking (a
-failing case is reported as drawn).
+The run is bounded: a fixed number of examples (``ENVELOPE_FUZZ_EXAMPLES``, default 40), each
+under a deadline, and no shrinking (a failing case is reported as drawn).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -50,7 +51,7 @@ LOG_LINE_BOUND = 2048
 GOOD_SEQ_BASE = 10**12
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("ENVELOPE_FUZZ_EXAMPLES", "40")),
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
