@@ -9,6 +9,7 @@ crosses real cells, a bare `Receiver` for what only needs the dead-letter office
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +17,7 @@ from actor_helpers import DEADLINE
 from pydantic import model_validator
 
 from actors import Actor, ActorSystem, ActorUsageError, EncodeError, Message, handler
-from actors._deadletters import DeadLetter, DeadLetterOffice
+from actors._deadletters import LOG_BURST, LOG_WINDOW, DeadLetter, DeadLetterOffice
 from actors._envelope import (
     ASK,
     ERROR,
@@ -295,3 +296,22 @@ def test_a_packet_whose_handling_fails_unforeseen_is_dead_lettered_alone() -> No
     assert cell.queued == [0, 2]
     [letter] = office.letters
     assert letter.reason == "malformed_envelope" and "RuntimeError" in letter.detail
+
+
+def test_a_flood_of_dead_letters_is_counted_in_full_but_logged_at_a_bounded_rate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    letters: list[DeadLetter] = []
+    office = DeadLetterOffice("here", letters.append, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="actors._deadletters")
+    for _ in range(LOG_BURST + 30):
+        office.record("unknown_actor", "nobody", "t", "peer", "no actor named 'nobody'")
+    assert len(letters) == office.total == LOG_BURST + 30
+    assert len(caplog.records) == LOG_BURST
+    now[0] += LOG_WINDOW
+    office.record("unknown_actor", "nobody", "t", "peer", "no actor named 'nobody'")
+    summary, last = caplog.records[-2:]
+    assert "30 more were not logged" in summary.getMessage()
+    assert "dead letter on here" in last.getMessage()
+    assert len(caplog.records) == LOG_BURST + 2
