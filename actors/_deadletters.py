@@ -22,7 +22,7 @@ class DeadLetter:
 
     Attributes:
         reason: ``"unknown_actor"``, ``"unknown_tag"``, ``"invalid_payload"``,
-            ``"payload_too_large"``, ``"no_handler"``, ``"actor_stopped"``,
+            ``"payload_too_large"``, ``"no_handler"``, ``"actor_stopped"``, ``"mailbox_full"``,
             ``"invalid_reply"`` or ``"malformed_envelope"``.
         target: The actor it was addressed to, if known.
         tag: The message's wire tag, if known.
@@ -98,11 +98,14 @@ class DeadLetterOffice:
         sender_node: str | None,
         detail: str,
         reply_to: ReplyTo | None = None,
+        *,
+        log: bool = True,
     ) -> None:
         """Count, log and report one dead letter; answer its ask through ``reply_to``.
 
         The target, tag and detail may come from a peer: each is cut to a few hundred
         characters (with its length said) before it is logged, reported or sent back.
+        ``log=False`` leaves the log line to the caller (which sums many up in one).
         """
         self._counts[reason] += 1
         if target is not None and len(target) > DESCRIBE_LIMIT:
@@ -111,7 +114,7 @@ class DeadLetterOffice:
             tag = bounded_text(tag, DESCRIBE_LIMIT)
         if len(detail) > 2 * DESCRIBE_LIMIT:
             detail = bounded_text(detail, 2 * DESCRIBE_LIMIT)
-        if self._may_log():
+        if log and self._may_log():
             logger.warning(
                 "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
                 self._node_id,
@@ -144,3 +147,26 @@ class DeadLetterOffice:
             return True
         self._suppressed += 1
         return False
+
+    def mailbox_full(
+        self,
+        target: str,
+        tag: str | None,
+        sender_node: str | None,
+        size: int | None,
+        reply_to: ReplyTo | None,
+    ) -> None:
+        """Record a message refused by a full bounded mailbox.
+
+        A flood against a full mailbox logs about log2(n) lines for n refusals, not n.
+        """
+        count = self._counts["mailbox_full"] + 1
+        self.record(
+            "mailbox_full",
+            target,
+            tag,
+            sender_node,
+            f"mailbox of {target!r} is full ({size} messages; {count} refused so far)",
+            reply_to,
+            log=count & (count - 1) == 0,
+        )

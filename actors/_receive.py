@@ -29,12 +29,14 @@ from actors._envelope import (
     Reply,
     ReplyTo,
     Tell,
+    WatchNotice,
     decode,
 )
 from actors._limits import (
     DEFAULT_MAX_PAYLOAD_ITEMS,
     DESCRIBE_LIMIT,
     bounded_text,
+    count_items,
     describe,
     scalar_classes,
     within_budget,
@@ -42,6 +44,7 @@ from actors._limits import (
 from actors._message import _REGISTRY as _message_classes
 from actors._message import Message
 from actors._pending import PendingAsk, PendingAsks
+from actors._values import decode_reply
 from actors.errors import AskError, DeadLetterError
 
 __all__ = ["Admission", "Inbox", "Receiver"]
@@ -95,8 +98,12 @@ class Inbox(Protocol):
     ) -> int:
         """Handle a run of tells starting at ``packets[index]``; return the next index."""
 
-    def put(self, delivery: Delivery) -> None:
-        """Queue the delivery."""
+    def put(self, delivery: Delivery) -> bool:
+        """Queue the delivery; False when a bounded mailbox is full."""
+
+    @property
+    def mailbox_size(self) -> int | None:
+        """The mailbox bound, or None."""
 
 
 class Receiver:
@@ -108,6 +115,8 @@ class Receiver:
         pending: The pending-ask table answers resolve.
         dead_letters: Where undeliverable messages are counted and reported.
         send: Sends a packet to a peer (``Node.send``), for answers to a peer's asks.
+        on_watch: Takes the death-watch notices from peers (see `actors._watch`); without
+            it they are dropped.
         max_payload_items: The most container entries a received payload may hold
             (`actors._limits.within_budget`); a bigger one is a ``"payload_too_large"`` dead
             letter, refused before validation. None accepts any payload.
@@ -121,6 +130,7 @@ class Receiver:
         "_actors",
         "_dead_letters",
         "_node_id",
+        "_on_watch",
         "_pending",
         "_send",
         "closed",
@@ -134,9 +144,11 @@ class Receiver:
         pending: PendingAsks,
         dead_letters: DeadLetterOffice,
         send: Callable[[str, Any], Any],
+        on_watch: Callable[[str, WatchNotice], None] | None = None,
         max_payload_items: int | None = DEFAULT_MAX_PAYLOAD_ITEMS,
     ) -> None:
         self._node_id = node_id
+        self._on_watch = on_watch
         self.max_items = max_payload_items
         """The most container entries a received payload may hold (None: no bound)."""
         self._actors = actors
@@ -278,8 +290,17 @@ class Receiver:
         if message is None:
             return
         delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, reply_to))
-        if not cell.run_now(delivery):
-            cell.put(delivery)
+        if not cell.run_now(delivery) and not cell.put(delivery):
+            self._full(cell, envelope, delivery)
+
+    def _full(self, cell: Inbox, envelope: Tell | Ask, delivery: Delivery) -> None:
+        self._dead_letters.mailbox_full(
+            envelope.target,
+            envelope.tag,
+            delivery.sender_node,
+            cell.mailbox_size,
+            delivery.reply_to,
+        )
 
     def _route(self, peer_id: str, envelope: Envelope) -> None:
         """The general path for one envelope: answers, and whatever the hot path refused
@@ -292,6 +313,9 @@ class Receiver:
             pending = self._waiting(peer_id, envelope.correlation_id)
             if pending is not None:
                 pending.future.set_exception(envelope.error())
+        elif isinstance(envelope, WatchNotice):
+            if self._on_watch is not None:
+                self._on_watch(peer_id, envelope)
         else:
             self._malformed(peer_id, envelope)
 
@@ -330,35 +354,31 @@ class Receiver:
         pending = self._waiting(peer_id, envelope.correlation_id)
         if pending is None:
             return
-        tag = envelope.tag
-        if tag is None:
-            pending.future.set_result(None)
-            return
-        reply_cls = _message_classes.get(tag)
-        if reply_cls is None:
+        budget = self.max_items
+        if budget is not None and count_items(envelope.payload, budget) > budget:
             self._invalid_reply(
                 peer_id,
                 pending,
-                tag,
-                f"no Message class with tag {describe(tag)} on {self._node_id!r}",
-            )
-            return
-        if not within_budget(reply_cls, envelope.payload, self.max_items):
-            self._invalid_reply(
-                peer_id,
-                pending,
-                tag,
-                f"reply holds more than {self.max_items} items (max_payload_items)",
+                envelope.tag,
+                f"reply holds more than {budget} items (max_payload_items); not decoded",
             )
             return
         try:
-            reply = reply_cls.__pydantic_validator__.validate_python(envelope.payload)
-        except Exception as exc:  # ValidationError, or a user validator's own exception
+            reply = decode_reply(envelope.tag, envelope.payload)
+        except DeadLetterError as exc:
             self._invalid_reply(
                 peer_id,
                 pending,
-                tag,
-                f"reply does not validate as {reply_cls.__qualname__} ({type(exc).__name__})",
+                envelope.tag,
+                f"{bounded_text(exc.detail, DESCRIBE_LIMIT)} on {self._node_id!r}",
+            )
+            return
+        except Exception as exc:  # a reply too deep to decode, a user validator's own error
+            self._invalid_reply(
+                peer_id,
+                pending,
+                envelope.tag,
+                f"reply could not be decoded ({type(exc).__name__}) on {self._node_id!r}",
             )
             return
         pending.future.set_result(reply)

@@ -110,7 +110,9 @@ class Office:
         self.letters: list[DeadLetter] = []
         self.sent: list[Any] = []
         office = DeadLetterOffice("here", self.letters.append)
-        self.receiver = Receiver("here", actors or {}, PendingAsks(), office, self._send, max_items)
+        self.receiver = Receiver(
+            "here", actors or {}, PendingAsks(), office, self._send, max_payload_items=max_items
+        )
 
     def _send(self, _peer: str, packet: Any) -> bool:
         self.sent.append(packet)
@@ -283,8 +285,13 @@ class Broken:
     def run_tells(self, *args: Any) -> int:
         return int(args[2])  # never inline: every tell goes through run_now / put
 
-    def put(self, delivery: Any) -> None:
+    def put(self, delivery: Any) -> bool:
         self.queued.append(delivery.message.seq)
+        return True
+
+    @property
+    def mailbox_size(self) -> int | None:
+        return None
 
 
 def test_a_packet_whose_handling_fails_unforeseen_is_dead_lettered_alone() -> None:

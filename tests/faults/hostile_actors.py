@@ -357,15 +357,17 @@ class Probe(Message, tag="hostile.Probe"):
 
 
 class MakeBig(Message, tag="hostile.MakeBig"):
-    """Ask for a reply of ``size`` bytes."""
+    """Ask for a reply of ``size`` bytes (a `Blob`, or plain bytes)."""
 
     size: int
+    plain: bool = False
 
 
 class MakeDeep(Message, tag="hostile.MakeDeep"):
-    """Ask for a reply nested ``depth`` levels deep."""
+    """Ask for a reply nested ``depth`` levels deep (a `Tree`, or a plain list)."""
 
     depth: int
+    plain: bool = False
 
 
 class Boom(Message, tag="hostile.Boom"):
@@ -413,12 +415,12 @@ class Sink(Actor):
         return msg
 
     @handler
-    def on_big(self, msg: MakeBig) -> Blob:
-        return Blob(data=b"x" * msg.size)
+    def on_big(self, msg: MakeBig) -> Any:
+        return b"x" * msg.size if msg.plain else Blob(data=b"x" * msg.size)
 
     @handler
-    def on_deep(self, msg: MakeDeep) -> Tree:
-        return Tree(value=nested(msg.depth))
+    def on_deep(self, msg: MakeDeep) -> Any:
+        return nested(msg.depth) if msg.plain else Tree(value=nested(msg.depth))
 
     @handler
     def on_tree(self, msg: Tree) -> Tree:
@@ -451,12 +453,12 @@ class AsyncSink(Sink):
         return msg
 
     @handler
-    async def on_big(self, msg: MakeBig) -> Blob:  # type: ignore[override]
-        return Blob(data=b"x" * msg.size)
+    async def on_big(self, msg: MakeBig) -> Any:  # type: ignore[override]
+        return b"x" * msg.size if msg.plain else Blob(data=b"x" * msg.size)
 
     @handler
-    async def on_deep(self, msg: MakeDeep) -> Tree:  # type: ignore[override]
-        return Tree(value=nested(msg.depth))
+    async def on_deep(self, msg: MakeDeep) -> Any:  # type: ignore[override]
+        return nested(msg.depth) if msg.plain else Tree(value=nested(msg.depth))
 
     @handler
     async def on_tree(self, msg: Tree) -> Tree:  # type: ignore[override]

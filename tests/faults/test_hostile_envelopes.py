@@ -200,6 +200,9 @@ async def test_an_envelope_kind_must_be_an_int_of_the_known_set(host: Host, kind
     [
         pytest.param(MakeBig(size=10 * MIB), SIZE_WORDS, id="10MiB-reply"),
         pytest.param(MakeDeep(depth=600), DEPTH_WORDS, id="600-deep-reply"),
+        pytest.param(MakeBig(size=10 * MIB, plain=True), SIZE_WORDS, id="10MiB-plain-reply"),
+        pytest.param(MakeDeep(depth=600, plain=True), DEPTH_WORDS, id="600-deep-plain-reply"),
+        pytest.param(MakeDeep(depth=2000, plain=True), DEPTH_WORDS, id="2000-deep-plain-reply"),
     ],
 )
 async def test_a_reply_the_node_cannot_send_fails_the_raw_ask_and_the_actor_carries_on(
@@ -226,6 +229,9 @@ async def test_a_reply_the_node_cannot_send_fails_the_raw_ask_and_the_actor_carr
     [
         pytest.param(MakeBig(size=10 * MIB), SIZE_WORDS, id="10MiB-reply"),
         pytest.param(MakeDeep(depth=600), DEPTH_WORDS, id="600-deep-reply"),
+        pytest.param(MakeBig(size=10 * MIB, plain=True), SIZE_WORDS, id="10MiB-plain-reply"),
+        pytest.param(MakeDeep(depth=600, plain=True), DEPTH_WORDS, id="600-deep-plain-reply"),
+        pytest.param(MakeDeep(depth=2000, plain=True), DEPTH_WORDS, id="2000-deep-plain-reply"),
     ],
 )
 async def test_a_reply_the_node_cannot_send_is_a_remote_error_for_an_actor_system_asker(
