@@ -64,6 +64,13 @@ class Items:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """msgpack bytes written as they are (for shapes no Python value should hold)."""
+
+    data: bytes
+
+
 @functools.lru_cache(maxsize=8)
 def _many(keys: int) -> bytes:
     packed: bytes = msgpack.packb({f"k{index}": index for index in range(keys)})
@@ -87,6 +94,8 @@ def pack(value: Any) -> bytes:
         return _many(value.keys)
     if isinstance(value, Items):
         return _items(value.count)
+    if isinstance(value, Raw):
+        return value.data
     if type(value) is list:
         if len(value) > 64:
             try:
@@ -255,6 +264,10 @@ class RawPeer:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        """Wait until the next frame (or EOF) arrives from the node."""
+        await self._changed.wait()
 
     async def write(self, *frames: bytes) -> None:
         """Write the frames in one write (the node decodes them from one read)."""

@@ -8,6 +8,7 @@ both from one read: the tell must arrive whatever the packet before it held.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from hostile_actors import (
     envelope,
 )
 
-from actors import ActorSystem, RemoteError
+from actors import ActorSystem, DeadLetterError, RemoteError
 
 MIB = 1024 * 1024
 # What one hostile packet may cost in log text (all levels, fully formatted), and one line.
@@ -269,4 +270,32 @@ async def test_a_handler_exception_reaches_the_asker_in_a_sendable_answer(
         else:
             assert error.type_name == "Unprintable" and "str()" in error.remote_message
         assert await asker.ask("a", sink, Probe(seq=3), timeout=10.0) == Probe(seq=3)
+    host.alive()
+
+
+@pytest.mark.parametrize(
+    ("tag", "payload"),
+    [
+        pytest.param(1, {"p": [["k"]] * 100_000}, id="malformed-pair-coded"),  # 1: pair-coded
+        pytest.param("hostile.Probe", Many(500_000), id="500k-keys"),
+        pytest.param(Huge(HUGE), {"seq": 1}, id="huge-tag"),
+        pytest.param("hostile.Probe", {"seq": Deep(980)}, id="deep-field"),
+        pytest.param(None, Items(1_000_000), id="million-items"),
+    ],
+)
+async def test_a_hostile_reply_fails_only_the_ask_it_answers(
+    host: Host, tag: Any, payload: Any
+) -> None:
+    asking = asyncio.ensure_future(host.system.ask("zz-raw", "anyone", Probe(seq=1), timeout=10.0))
+    async with asyncio.timeout(10.0):
+        while not any(type(p) is list and p[:1] == [ASK] for p in host.raw.data()):
+            await host.raw.changed()
+    [ask] = [p for p in host.raw.data() if type(p) is list and p[:1] == [ASK]]
+    reply = envelope(REPLY, None, tag, payload, ask[6])
+    await host.raw.write(data_frame(reply), tell(1000))
+    with pytest.raises(DeadLetterError) as failure:
+        await asking
+    assert failure.value.reason == "invalid_reply" and len(failure.value.detail) < 1000
+    await host.good_tell_arrives(1000)
+    assert host.log.largest <= LOG_LINE_BOUND, host.log.sample
     host.alive()
