@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_PATHS := $(wildcard actors transport tests examples benchmarks)
 
-.PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke soak clean
+.PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke soak test-netns clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --smoke
+
+# Hosts in network namespaces (root, ip and iptables; installs iptables when missing).
+test-netns: $(STAMP)
+	@command -v iptables >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iptables >/dev/null; }
+	$(PY) -X dev -m pytest -q -rs -s -m netns tests/netns
 
 soak: $(STAMP)
 	SOAK_SECONDS=60 $(PY) -m pytest -q -m soak
