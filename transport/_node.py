@@ -423,8 +423,8 @@ class Node:
                     raise outcome.error
                 peer_id = outcome.peer_id
                 assert peer_id is not None
-                if not outcome.committed and not self._core.is_up(peer_id):
-                    # A duplicate: the pair's other connection is the one that counts.
+                if not (outcome.committed or outcome.pair_up or self._core.is_up(peer_id)):
+                    # A duplicate: the pair's other connection, not up yet, is the one that counts.
                     await self._wait_peer_change(peer_id)
                 return peer_id
         except TimeoutError as exc:
