@@ -448,7 +448,12 @@ class Node:
             return
         task = self._loop.create_task(self._redial(peer_id, uri))
         self._redialers[peer_id] = task
-        task.add_done_callback(lambda _: self._redialers.pop(peer_id, None))
+        task.add_done_callback(lambda done: self._redial_done(peer_id, done))
+
+    def _redial_done(self, peer_id: str, task: asyncio.Task[None]) -> None:
+        # A cancelled task ends a loop turn later, when a newer one may hold its place.
+        if self._redialers.get(peer_id) is task:
+            del self._redialers[peer_id]
 
     async def _redial(self, peer_id: str, uri: str) -> None:
         delay = self._config.reconnect_initial
