@@ -18,14 +18,14 @@ from transport import Node
 # -- case 5: everyone dials everyone at once --------------------------------------------------
 
 STORM = 20
-# The storm's time budget: 20 nodes share one event loop (in production each would have its
-# own), and under asyncio debug mode every callback, future and task records a stack, so
-# the 380 dials, 760 sockets and their handshakes are one queue the loop works through in
-# turn: every dial finishes near the end of the whole storm. Measured on the 2-core CI
-# machine: 0.6-2.2 s for the storm without debug mode, 2-8 s with it, 10-25 s with it
-# under load (two busy loops besides the other jobs). The default 5 s handshake and
-# heartbeat timeouts are sized for one node per process; this test checks dedup, not
-# speed, so its nodes get a budget that a loaded machine meets.
+# The storm's time budget. 20 nodes share one event loop (in production each has its own),
+# and under asyncio debug mode every callback, future and task records a stack: the 380
+# dials, 760 sockets and their handshakes are one queue the loop works through in turn, so
+# every dial finishes near the end of the whole storm. Measured on this project's 2-core
+# machine, slowest connect(): 0.6 s without debug mode, 2.1 s with it, 9-25 s with it under
+# load (two busy loops besides the other jobs; most of it before the dial's socket is even
+# open). The default 5 s handshake and heartbeat timeouts are sized for one node per
+# process; this test checks dedup, not speed, so its nodes get a budget a loaded machine meets.
 STORM_BUDGET = 60.0
 
 
