@@ -79,6 +79,7 @@ class Connection:
         "last_sent",
         "outbox",
         "outbox_bytes",
+        "pair_up",
         "paused",
         "peer",
         "received",
@@ -108,6 +109,8 @@ class Connection:
         self.claim_seq = -1
         self.remote_keeps = False
         self.settled = False
+        # A dial of the pair's that dedup may reject: the pair went up meanwhile.
+        self.pair_up = False
         self.dialed_uri: str | None = None
 
     @property

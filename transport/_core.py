@@ -720,6 +720,11 @@ class NodeCore:
             self._write(conn, record.queue.popleft())
         record.queue_bytes = 0
         self._settle(conn, None, committed=True)
+        # The pair's other dials still pending are settled by this one if dedup rejects them,
+        # even when it ends before their reject arrives.
+        for other in self.connections.values():
+            if other.dialer and not other.settled and other.handshake.peer_id == peer.node_id:
+                other.pair_up = True
         self._events.append(PeerConnected(peer.node_id, peer.uri))
 
     def _left_up(self, conn: Connection, reason: str, redial: bool) -> None:
@@ -741,7 +746,9 @@ class NodeCore:
     def _settle(self, conn: Connection, error: TransportError | None, *, committed: bool) -> None:
         if conn.dialer and not conn.settled:
             conn.settled = True
-            self._events.append(DialOutcome(conn.handle, conn.handshake.peer_id, error, committed))
+            peer_id = conn.handshake.peer_id
+            pair_up = error is None and not committed and (conn.pair_up or peer_id in self.up)
+            self._events.append(DialOutcome(conn.handle, peer_id, error, committed, pair_up))
 
     def _fail(self, conn: Connection, error: TransportError, *, send_reject: bool = True) -> None:
         """End ``conn`` because of ``error``, logging it; the node carries on."""

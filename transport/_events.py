@@ -62,13 +62,16 @@ class DialOutcome(NamedTuple):
     ``handle`` names the connection; ``peer_id`` is known when the handshake got that far;
     ``error`` is None on success and on ``duplicate`` (another connection to the same peer
     survived: wait for it to be up). ``committed`` is True when this very connection went
-    up (it may have ended again since, in the same read).
+    up (it may have ended again since, in the same read). ``pair_up`` is True for a
+    duplicate whose pair is settled already: the connection dedup kept is up, or went up
+    after this one learnt the peer's id (it may have ended again since).
     """
 
     handle: int
     peer_id: str | None
     error: TransportError | None
     committed: bool
+    pair_up: bool = False
 
 
 class Output(NamedTuple):

@@ -531,8 +531,8 @@ class Node:
                     raise outcome.error
                 peer_id = outcome.peer_id
                 assert peer_id is not None
-                if not outcome.committed and not self._core.is_up(peer_id):
-                    # A duplicate: the pair's other connection is the one that counts.
+                if not (outcome.committed or outcome.pair_up or self._core.is_up(peer_id)):
+                    # A duplicate: the pair's other connection, not up yet, is the one that counts.
                     await self._wait_peer_change(peer_id)
                 return peer_id
         except TimeoutError as exc:
@@ -556,7 +556,12 @@ class Node:
             return
         task = self._loop.create_task(self._redial(peer_id, uri))
         self._redialers[peer_id] = task
-        task.add_done_callback(lambda _: self._redialers.pop(peer_id, None))
+        task.add_done_callback(lambda done: self._redial_done(peer_id, done))
+
+    def _redial_done(self, peer_id: str, task: asyncio.Task[None]) -> None:
+        # A cancelled task ends a loop turn later, when a newer one may hold its place.
+        if self._redialers.get(peer_id) is task:
+            del self._redialers[peer_id]
 
     async def _redial(self, peer_id: str, uri: str) -> None:
         delay = self._config.reconnect_initial

@@ -177,3 +177,139 @@ def test_a_connection_the_other_side_still_keeps_stays_up() -> None:
     assert not any(
         isinstance(e, PeerDisconnected) for events in pair.events.values() for e in events
     )
+
+
+# -- a duplicate dial, resolved by the pair's surviving connection --------------------------------
+
+
+class TwoWires:
+    """Cores "a" (the decider) and "b" joined by any number of in-memory connections.
+
+    ``dial(x)`` opens one from node ``x``; nothing moves until :meth:`deliver` carries one
+    connection's bytes toward one node. Every event is kept in ``events[node_id]``.
+    """
+
+    def __init__(self) -> None:
+        self.cores = {node_id: make_core(node_id) for node_id in ("a", "b")}
+        self.ends: list[dict[str, int]] = []  # per connection: node id -> handle
+        self.wire: list[dict[str, bytearray]] = []  # per connection: bytes toward node id
+        self.eof: list[dict[str, bool]] = []
+        self.lost: list[dict[str, bool]] = []
+        self.events: dict[str, list[object]] = {"a": [], "b": []}
+
+    def dial(self, dialer: str) -> int:
+        listener = "b" if dialer == "a" else "a"
+        self.ends.append(
+            {
+                dialer: self.cores[dialer].open(dialer=True, now=0.0, uri=f"sim://{listener}"),
+                listener: self.cores[listener].open(dialer=False, now=0.0),
+            }
+        )
+        self.wire.append({"a": bytearray(), "b": bytearray()})
+        self.eof.append({"a": False, "b": False})
+        self.lost.append({"a": False, "b": False})
+        self.collect()
+        return len(self.ends) - 1
+
+    def collect(self) -> None:
+        for node_id, core in self.cores.items():
+            toward = "b" if node_id == "a" else "a"
+            for output in core.take_output():
+                (index,) = [i for i, ends in enumerate(self.ends) if ends[node_id] == output.handle]
+                if not self.eof[index][toward]:
+                    self.wire[index][toward] += output.data
+                    self.eof[index][toward] = output.close
+                if output.close:
+                    self.lose(index, node_id)
+            self.events[node_id] += core.take_events()
+
+    def lose(self, index: int, node_id: str) -> None:
+        """The socket of connection ``index`` at ``node_id`` is gone."""
+        if not self.lost[index][node_id]:
+            self.lost[index][node_id] = True
+            self.cores[node_id].connection_lost(self.ends[index][node_id], 0.0)
+            self.collect()
+
+    def deliver(self, index: int, node_id: str) -> None:
+        data = bytes(self.wire[index][node_id])
+        self.wire[index][node_id].clear()
+        if data and not self.lost[index][node_id]:
+            self.cores[node_id].receive_data(self.ends[index][node_id], data, 0.0)
+        if self.eof[index][node_id]:
+            self.lose(index, node_id)
+        self.collect()
+
+    def state(self, index: int, node_id: str) -> str:
+        conn = self.cores[node_id].connection(self.ends[index][node_id])
+        return "gone" if conn is None else conn.state.name
+
+    def outcomes(self, node_id: str) -> list[DialOutcome]:
+        return [e for e in self.events[node_id] if isinstance(e, DialOutcome)]
+
+
+def both_dialed_and_claimed() -> tuple[TwoWires, int, int]:
+    """``a`` dialed ``b`` (``kept``) and ``b`` dialed ``a`` (``dup``); ``a`` committed ``kept``
+    and rejected ``dup`` as a duplicate; neither the commit nor the reject reached ``b`` yet.
+    """
+    wires = TwoWires()
+    kept, dup = wires.dial("a"), wires.dial("b")
+    wires.deliver(kept, "b")  # a's hello: b authenticates kept first, claims it (seq 1)
+    wires.deliver(dup, "a")  # b's hello: a answers
+    wires.deliver(dup, "b")  # b authenticates dup, claims it (seq 2, kept still alive)
+    assert (wires.state(kept, "b"), wires.state(dup, "b")) == ("AWAIT_COMMIT", "AWAIT_COMMIT")
+    wires.deliver(kept, "a")  # a commits kept
+    wires.deliver(dup, "a")  # and rejects dup: kept is committed and b still holds it
+    assert wires.cores["a"].peers == ["b"]
+    assert wires.state(dup, "a") == "gone"
+    assert wires.outcomes("b") == []
+    return wires, kept, dup
+
+
+def test_a_duplicate_dial_is_resolved_when_the_kept_connection_went_up_and_down_first() -> None:
+    # The case a connect() used to wait out its whole timeout for: the pair's surviving
+    # connection came up at b and ended again before the duplicate reject reached b, so
+    # b's peer table never showed the pair up when the dial's outcome was handled.
+    wires, kept, dup = both_dialed_and_claimed()
+    wires.deliver(kept, "b")  # the commit: kept is up at b
+    assert wires.cores["b"].peers == ["a"]
+    wires.lose(kept, "a")
+    wires.lose(kept, "b")  # and gone again, on both sides
+    assert wires.cores["b"].peers == []
+    wires.deliver(dup, "b")  # now the reject of b's own dial arrives
+    (outcome,) = wires.outcomes("b")
+    assert (outcome.handle, outcome.peer_id, outcome.error) == (wires.ends[dup]["b"], "a", None)
+    assert not outcome.committed  # this very connection never went up
+    assert outcome.pair_up  # but the one dedup kept did: connect() returns
+    assert [e for e in wires.events["b"] if not isinstance(e, DialOutcome)] == [
+        PeerConnected("a", "sim://a"),
+        PeerDisconnected("a", "lost"),
+    ]
+
+
+def test_a_duplicate_rejected_before_the_kept_connection_is_up_says_so() -> None:
+    # The reject overtakes the commit on the other socket: the shell must wait for the
+    # pair's connect, and gets it.
+    wires, kept, dup = both_dialed_and_claimed()
+    wires.deliver(dup, "b")
+    (outcome,) = wires.outcomes("b")
+    assert (outcome.peer_id, outcome.error, outcome.committed) == ("a", None, False)
+    assert not outcome.pair_up
+    assert wires.cores["b"].peers == []
+    wires.deliver(kept, "b")
+    assert wires.events["b"][-1] == PeerConnected("a", "sim://a")
+
+
+def test_a_duplicate_of_the_deciders_own_dial_is_resolved_by_the_up_connection() -> None:
+    # Mirror case at the decider: a's own dial is the duplicate, judged while the pair's
+    # kept connection is up there.
+    wires = TwoWires()
+    kept, dup = wires.dial("b"), wires.dial("a")
+    wires.deliver(kept, "a")  # b's hello: a answers
+    wires.deliver(kept, "b")  # b authenticates kept, claims it (seq 1)
+    wires.deliver(dup, "b")  # a's hello: b authenticates dup, claims it (seq 2)
+    wires.deliver(kept, "a")  # a commits kept
+    assert wires.cores["a"].peers == ["b"]
+    wires.deliver(dup, "a")  # a's own dial is judged a duplicate
+    (outcome,) = wires.outcomes("a")
+    assert (outcome.handle, outcome.peer_id, outcome.error) == (wires.ends[dup]["a"], "b", None)
+    assert not outcome.committed and outcome.pair_up

@@ -419,6 +419,26 @@ async def test_disconnect_closes_and_stops_keeping() -> None:
         assert not a.is_kept("b") and a.peers == [] and b.peers == []
 
 
+async def test_a_cancelled_redial_does_not_unregister_the_one_that_replaced_it() -> None:
+    async with nodes("a", "b", reconnect_initial=5.0, reconnect_max=5.0) as (a, b):
+        rec_a = EventRecorder(a)
+        uri = b.info() or ""
+        await a.connect(uri)
+        await b.close()
+        await rec_a.wait_for(lambda: ("disconnect", "b", "closed") in rec_a.events)
+        first = a._redialers["b"]  # re-dialing the kept peer; it first sleeps 2.5-5 s
+        await a.disconnect("b")  # cancels it: the task ends at a later loop turn
+        a._core.keep("b", True, uri)  # kept again at once: a new re-dial starts
+        a._pump()
+        second = a._redialers["b"]
+        assert second is not first
+        await asyncio.wait([first], timeout=DEADLINE)
+        assert first.cancelled()
+        # The first one's end must not drop the second from the table (close() cancels
+        # what is there, and a third re-dial would start beside an untracked second).
+        assert a._redialers.get("b") is second
+
+
 # -- heartbeats -------------------------------------------------------------------------------
 
 
