@@ -28,6 +28,7 @@ import logging
 from actors._actor import Actor, ActorRef, Context, handler
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
+from actors._running import run_until_signal
 from actors._system import (
     ActorSystem,
     DeadLetter,
@@ -88,6 +89,7 @@ __all__ = [
     "handler",
     "message_class",
     "message_tag",
+    "run_until_signal",
     "tune_gc",
 ]
 
