@@ -318,7 +318,7 @@ def _check_uri(uri: str, what: str) -> str:
 def _connect_error(uri: str, exc: BaseException) -> CommandError:
     cause = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ else exc
     if isinstance(cause, AuthenticationError):
-        return CommandError(f"{uri} refused authentication (wrong or missing cookie?): {cause}")
+        return CommandError(f"authentication with {uri} failed: {cause}")
     if isinstance(cause, ssl.SSLError | HandshakeError):
         return CommandError(f"handshake with {uri} failed: {cause}")
     os_error = cause.__cause__
