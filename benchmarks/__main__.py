@@ -227,14 +227,6 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
         print("== actors")
         a = run(lambda: _suite.actor_runs(cfg, "asyncio", True, progress))
         report.add("actor tell", "actors", "tell, two processes", a["tell"], "msgs/s", one)
-        report.add(
-            "actor tell tuned",
-            "actors",
-            "tell, two processes, actors.tune_gc()",
-            a["tell tuned"],
-            "msgs/s",
-            one,
-        )
         report.add("actor ask", "actors", "ask, two processes", a["ask"], "rt/s", rtt)
         report.add(
             "actor ask 1proc",
@@ -388,16 +380,6 @@ def judge(report: Report, cfg: Config) -> None:
     )
     check("actor tell >= 0.5x raw one-way", ratio("actor tell", "raw oneway 40 B"), 0.5)
     check("actor tell >= 1x seed one-way", ratio("actor tell", "seed-oneway"), 1.0)
-    check(
-        "actor tell with tune_gc() >= 0.5x raw one-way",
-        ratio("actor tell tuned", "raw oneway 40 B"),
-        0.5,
-    )
-    check(
-        "actor tell with tune_gc() >= 1x seed one-way",
-        ratio("actor tell tuned", "seed-oneway"),
-        1.0,
-    )
     # "ask round trip <= 1.25x the raw ping-pong time" is a rate >= 0.8x the raw rate.
     check(
         "ask round trip <= 1.25x raw ping-pong time (two processes)",
