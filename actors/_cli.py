@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from actors._control import CONTROL_ACTOR, NodeStatus, Ping, Pong, StatusRequest, install_control
+from actors._control import CONTROL_ACTOR, NodeStatus, Ping, Pong, StatusRequest
 from actors._logging import LOG_FORMATS, configure_logging, parse_level
 from actors._running import SignalStop
 from actors._system import ActorSystem
@@ -416,7 +416,6 @@ async def _serve(
                 await system.start()
             except NodeError as exc:
                 raise CommandError(str(exc.__cause__ or exc)) from None
-            install_control(system)
             if args.metrics_port is not None:
                 metrics = _start_metrics(system, args.metrics_host, args.metrics_port)
             await _call_factory(factory, system, args.factory)
@@ -425,7 +424,7 @@ async def _serve(
                 "node %s running at %s with actors %s",
                 system.id,
                 system.info(),
-                ", ".join(name for name in system.actors if name != CONTROL_ACTOR) or "(none)",
+                ", ".join(system.actors) or "(none)",
             )
             await stop.wait()
             for join in joins:
@@ -518,8 +517,7 @@ async def _client(args: argparse.Namespace, work: Callable[[ActorSystem, str], A
         except DeadLetterError as exc:
             if exc.reason == "unknown_actor":
                 raise CommandError(
-                    f"{uri} ({peer}) has no control actor: it was not started by "
-                    "'masterless run' or run_until_signal()"
+                    f"{uri} ({peer}) has no control actor: it runs a masterless version without one"
                 ) from None
             raise CommandError(f"{uri} ({peer}) did not answer: {exc}") from None
         except AskTimeoutError:

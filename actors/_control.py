@@ -1,10 +1,11 @@
 """The built-in control actor: how ``masterless status`` and ``masterless ping`` reach a node.
 
-Every node running under ``masterless run`` (or `run_until_signal`) hosts an actor named
-`CONTROL_ACTOR` (``"$masterless"``). It answers `StatusRequest` with a `NodeStatus` and `Ping`
-with `Pong`. It answers only peers the mesh let in: with a cookie (and TLS) set, a peer that
-cannot prove the cookie never gets a connection, so it never reaches this actor. Without a
-cookie the mesh is open and so is this actor, like every other one.
+Every started `ActorSystem` hosts an actor named `CONTROL_ACTOR` (``"$masterless"``), spawned
+by `ActorSystem.start` and left out of `ActorSystem.actors` and the actor counts. It answers
+`StatusRequest` with a `NodeStatus` and `Ping` with `Pong`, and only to peers the mesh let in:
+with a cookie (and TLS) set, a peer that cannot prove the cookie never gets a connection, so it
+never reaches this actor. Without a cookie the mesh is open and so is this actor, like every
+other one.
 
 `node_status` builds the same snapshot locally; the Prometheus collector in `actors._metrics`
 reads it too, so the status command and the metrics endpoint always agree.
@@ -176,7 +177,7 @@ def node_status(system: ActorSystem) -> NodeStatus:
         members=[],
         peers=peers,
         peer_stats=[PeerStatus(id=peer) for peer in peers],
-        actors=[ActorStatus(name=name) for name in system.actors if name != CONTROL_ACTOR],
+        actors=[ActorStatus(name=name) for name in system.actors],
         groups={},
         pending_asks=stats.pending_asks,
         dead_letters=dict(sorted(stats.dead_letters_by_reason.items())),
@@ -198,11 +199,10 @@ class ControlActor(Actor):
 
 
 def install_control(system: ActorSystem) -> None:
-    """Spawn the control actor on ``system`` unless it already runs there.
+    """Spawn the control actor on ``system`` (`ActorSystem.start` does, once).
 
     Args:
         system: A started actor system.
     """
-    if CONTROL_ACTOR not in system.actors:
-        system.spawn(CONTROL_ACTOR, ControlActor())
-        logger.debug("control actor %s runs on %s", CONTROL_ACTOR, system.id)
+    system.spawn(CONTROL_ACTOR, ControlActor())
+    logger.debug("control actor %s runs on %s", CONTROL_ACTOR, system.id)

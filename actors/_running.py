@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from actors._control import install_control
-
 if TYPE_CHECKING:
     from actors._system import ActorSystem
 
@@ -110,8 +108,8 @@ async def run_until_signal(
 ) -> signal.Signals | None:
     """Serve ``system`` until one of ``signals`` arrives, then close it gracefully.
 
-    Starts the system if it is not started yet, spawns the control actor (so
-    ``masterless status`` and ``masterless ping`` reach it), waits for SIGINT or SIGTERM, and
+    Starts the system if it is not started yet (its control actor answers ``masterless status``
+    and ``masterless ping``), waits for SIGINT or SIGTERM, and
     closes the system: every actor's ``on_stop`` runs, pending asks fail with
     `SystemClosedError`, and each peer sees the connection close with a goodbye. The system is
     closed also when the wait is cancelled.
@@ -138,7 +136,6 @@ async def run_until_signal(
     with SignalStop(signals) as stop:
         try:
             await system.start()
-            install_control(system)
             logger.info("%s serving at %s until %s", system.id, system.info(), _names(signals))
             return await stop.wait()
         finally:

@@ -20,6 +20,7 @@ from ssl import SSLContext
 from typing import Any, overload
 
 from actors._actor import Actor, ActorRef, Context
+from actors._control import CONTROL_ACTOR, install_control
 from actors._deadletters import DeadLetter, DeadLetterOffice
 from actors._envelope import (
     Delivery,
@@ -190,8 +191,8 @@ class ActorSystem:
 
     @property
     def actors(self) -> tuple[str, ...]:
-        """Names of the actors running here."""
-        return tuple(self._actors)
+        """Names of the actors running here (not the built-in control actor)."""
+        return tuple(name for name in self._actors if name != CONTROL_ACTOR)
 
     @property
     def closed(self) -> bool:
@@ -199,7 +200,8 @@ class ActorSystem:
         return self._closing
 
     async def start(self) -> None:
-        """Start listening.
+        """Start listening, with the control actor (``"$masterless"``) that answers
+        ``masterless status`` and ``masterless ping``.
 
         Raises:
             SystemClosedError: The system was closed.
@@ -215,7 +217,20 @@ class ActorSystem:
             await self._node.close()
             raise NodeError(f"node {self._id!r} could not start: {exc}") from exc
         self._started = True
+        install_control(self)
         logger.info("actor system %s listening on %s", self._id, self._node.info())
+
+    async def run_until_signal(self, signals: Iterable[int] | None = None) -> int | None:
+        """Serve until SIGINT or SIGTERM (or ``signals``), then `close` gracefully.
+
+        See `actors.run_until_signal`, which this calls.
+
+        Returns:
+            The signal that stopped the system.
+        """
+        from actors._running import STOP_SIGNALS, run_until_signal
+
+        return await run_until_signal(self, signals=STOP_SIGNALS if signals is None else signals)
 
     async def __aenter__(self) -> ActorSystem:
         await self.start()
@@ -557,7 +572,7 @@ class ActorSystem:
             Actors, pending asks, dead letters (total and by reason), and peers.
         """
         return SystemStats(
-            actors=len(self._actors),
+            actors=len(self.actors),
             pending_asks=len(self._pending),
             dead_letters=self._dead_letters.total,
             dead_letters_by_reason=self._dead_letters.by_reason(),

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from actors import Actor, ActorSystem, SystemClosedError, run_until_signal
-from actors._control import CONTROL_ACTOR
+from actors._control import CONTROL_ACTOR, Ping, Pong
 from actors._running import SignalStop
 
 SIG = signal.SIGUSR1
@@ -76,7 +76,7 @@ async def test_run_until_signal_closes_the_system_after_the_signal() -> None:
     with LogWaiter("serving at") as log:
         serving = asyncio.create_task(run_until_signal(system, signals=[SIG]))
         await asyncio.wait_for(log.seen.wait(), timeout=10)
-    assert CONTROL_ACTOR in system.actors
+    assert await system.ask(system.id, CONTROL_ACTOR, Ping(seq=7)) == Pong(seq=7, node_id="serving")
     os.kill(os.getpid(), SIG)
     assert await asyncio.wait_for(serving, timeout=10) is SIG
     assert stopped.is_set() and system.closed
@@ -89,8 +89,16 @@ async def test_run_until_signal_closes_the_system_when_cancelled() -> None:
     with LogWaiter("serving at") as log:
         serving = asyncio.create_task(run_until_signal(system, signals=[SIG]))
         await asyncio.wait_for(log.seen.wait(), timeout=10)
-    assert system.info() is not None and CONTROL_ACTOR in system.actors
+    assert system.info() is not None
     serving.cancel()
     with pytest.raises(asyncio.CancelledError):
         await serving
     assert system.closed
+
+
+async def test_every_started_system_hosts_the_control_actor_out_of_sight() -> None:
+    async with ActorSystem("plain") as system:
+        assert system.actors == () and system.stats().actors == 0
+        assert await system.ask("plain", CONTROL_ACTOR, Ping(seq=1)) == Pong(seq=1, node_id="plain")
+        system.spawn("mine", Stopping(asyncio.Event()))
+        assert system.actors == ("mine",) and system.stats().actors == 1

@@ -1,4 +1,4 @@
-"""A program that builds its own ActorSystem and serves it with run_until_signal()."""
+"""A program that builds its own ActorSystem and serves it with system.run_until_signal()."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 from cli_app import Recorder
 
-from actors import ActorSystem, run_until_signal
+from actors import ActorSystem
 
 
 async def main() -> None:
@@ -14,7 +14,7 @@ async def main() -> None:
     await system.start()
     system.spawn("recorder", Recorder())
     print("ready", system.info(), flush=True)
-    stopped_by = await run_until_signal(system)
+    stopped_by = await system.run_until_signal()
     print(
         "stopped by", stopped_by.name if stopped_by else None, "closed", system.closed, flush=True
     )
