@@ -565,12 +565,13 @@ def format_status(status: NodeStatus) -> str:
     width = max([20, *(len(p.id) for p in status.peer_stats)])
     if status.peer_stats:
         lines.append(
-            f"  {'peer':<{width}} {'pkts in':>9} {'pkts out':>9} {'bytes in':>11}"
+            f"  {'peer':<{width}} {'up':<3} {'pkts in':>9} {'pkts out':>9} {'bytes in':>11}"
             f" {'bytes out':>11} {'dropped':>8} {'queued':>7} {'reconn':>7}"
         )
     for p in status.peer_stats:
         lines.append(
-            f"  {p.id:<{width}} {figure(p.packets_in):>9} {figure(p.packets_out):>9}"
+            f"  {p.id:<{width}} {'yes' if p.connected else 'no':<3}"
+            f" {figure(p.packets_in):>9} {figure(p.packets_out):>9}"
             f" {figure(p.bytes_in):>11} {figure(p.bytes_out):>11} {figure(p.dropped):>8}"
             f" {figure(p.queued):>7} {figure(p.reconnects):>7}"
         )

@@ -170,13 +170,25 @@ def node_status(system: ActorSystem) -> NodeStatus:
         The snapshot.
     """
     stats = system.stats()
-    peers = sorted(stats.peers)
     return NodeStatus(
         node_id=system.id,
         uri=system.info(),
         members=[],
-        peers=peers,
-        peer_stats=[PeerStatus(id=peer) for peer in peers],
+        peers=sorted(stats.peers),
+        peer_stats=[
+            PeerStatus(
+                id=peer.peer_id,
+                connected=peer.connected,
+                packets_in=peer.packets_in,
+                packets_out=peer.packets_out,
+                bytes_in=peer.bytes_in,
+                bytes_out=peer.bytes_out,
+                dropped=peer.dropped,
+                queued=peer.queued,
+                reconnects=peer.reconnects,
+            )
+            for _, peer in sorted(stats.peer_stats.items())
+        ],
         actors=[ActorStatus(name=name) for name in system.actors],
         groups={},
         pending_asks=stats.pending_asks,

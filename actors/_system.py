@@ -46,7 +46,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, Node, TransportError
+from transport import EncodingError, Node, PeerStats, TransportError
 
 __all__ = [
     "ActorSystem",
@@ -74,6 +74,9 @@ class SystemStats:
         dead_letters: How many dead letters were counted since start.
         dead_letters_by_reason: The same count split by `DeadLetter.reason`.
         peers: Ids of the connected peer nodes.
+        peer_stats: The mesh's counters for each peer connected or kept
+            (`transport.Node.stats`): packets and bytes in and out, dropped, queued,
+            reconnects.
     """
 
     actors: int
@@ -81,6 +84,7 @@ class SystemStats:
     dead_letters: int
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
+    peer_stats: dict[str, PeerStats] = field(default_factory=dict)
 
 
 class _CellHost:
@@ -569,7 +573,8 @@ class ActorSystem:
         """A snapshot of this system's counters.
 
         Returns:
-            Actors, pending asks, dead letters (total and by reason), and peers.
+            Actors, pending asks, dead letters (total and by reason), peers and the mesh's
+            counters per peer.
         """
         return SystemStats(
             actors=len(self.actors),
@@ -577,6 +582,7 @@ class ActorSystem:
             dead_letters=self._dead_letters.total,
             dead_letters_by_reason=self._dead_letters.by_reason(),
             peers=tuple(self._node.peers),
+            peer_stats=self._node.stats(),
         )
 
     # --- node events and dead letters ---------------------------------------------------------

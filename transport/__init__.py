@@ -17,6 +17,7 @@ import logging
 
 from ._handshake import PROTOCOL_VERSION
 from ._node import EventName, Handler, Node
+from ._stats import PeerStats
 from ._uri import parse_uri
 from .errors import (
     AuthenticationError,
@@ -47,6 +48,7 @@ __all__ = [
     "NodeStateError",
     "PacketTooLarge",
     "PeerError",
+    "PeerStats",
     "ProtocolError",
     "TransportError",
     "UsageError",
