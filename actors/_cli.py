@@ -578,11 +578,13 @@ def format_status(status: NodeStatus) -> str:
     lines.append(f"actors:       {len(status.actors)}")
     width = max([20, *(len(a.name) for a in status.actors)])
     if status.actors:
-        lines.append(f"  {'actor':<{width}} {'handled':>9} {'failed':>9} {'mailbox':>9}")
+        lines.append(
+            f"  {'actor':<{width}} {'handled':>9} {'failed':>9} {'restarts':>9} {'mailbox':>9}"
+        )
     for a in status.actors:
         lines.append(
             f"  {a.name:<{width}} {figure(a.handled):>9} {figure(a.failed):>9}"
-            f" {figure(a.mailbox):>9}"
+            f" {figure(a.restarts):>9} {figure(a.mailbox):>9}"
         )
     lines.append(f"groups:       {len(status.groups)}")
     lines += [f"  {name}: {', '.join(refs) or '-'}" for name, refs in status.groups.items()]

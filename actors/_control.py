@@ -94,14 +94,16 @@ class ActorStatus(_Frozen):
 
     Attributes:
         name: The actor's name.
-        handled: Messages its handlers returned from.
+        handled: Messages given to its handlers (including those they raised on).
         failed: Messages its handlers raised on.
+        restarts: Times supervision replaced its instance.
         mailbox: Messages waiting in its mailbox now.
     """
 
     name: str
     handled: int | None = None
     failed: int | None = None
+    restarts: int | None = None
     mailbox: int | None = None
 
 
@@ -189,7 +191,16 @@ def node_status(system: ActorSystem) -> NodeStatus:
             )
             for _, peer in sorted(stats.peer_stats.items())
         ],
-        actors=[ActorStatus(name=name) for name in system.actors],
+        actors=[
+            ActorStatus(
+                name=name,
+                handled=actor.handled,
+                failed=actor.failed,
+                restarts=actor.restarts,
+                mailbox=actor.mailbox_depth,
+            )
+            for name, actor in sorted(stats.by_actor.items())
+        ],
         groups={},
         pending_asks=stats.pending_asks,
         dead_letters=dict(sorted(stats.dead_letters_by_reason.items())),

@@ -20,7 +20,7 @@ class DeadLetter:
 
     Attributes:
         reason: ``"unknown_actor"``, ``"unknown_tag"``, ``"invalid_payload"``,
-            ``"no_handler"``, ``"actor_stopped"``, ``"invalid_reply"`` or
+            ``"no_handler"``, ``"actor_stopped"``, ``"mailbox_full"``, ``"invalid_reply"`` or
             ``"malformed_envelope"``.
         target: The actor it was addressed to, if known.
         tag: The message's wire tag, if known.
@@ -63,19 +63,48 @@ class DeadLetterOffice:
         sender_node: str | None,
         detail: str,
         reply_to: ReplyTo | None = None,
+        *,
+        log: bool = True,
     ) -> None:
-        """Count, log and report one dead letter; answer its ask through ``reply_to``."""
+        """Count, log and report one dead letter; answer its ask through ``reply_to``.
+
+        ``log=False`` leaves the log line to the caller (which sums many up in one).
+        """
         self._counts[reason] += 1
-        logger.warning(
-            "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
-            self._node_id,
-            reason,
-            detail,
-            target,
-            tag,
-            sender_node,
-        )
+        if log:
+            logger.warning(
+                "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
+                self._node_id,
+                reason,
+                detail,
+                target,
+                tag,
+                sender_node,
+            )
         if reply_to is not None:
             reply_to.dead_letter(reason, detail)
         if self._listener is not None:
             self._listener(DeadLetter(reason, target, tag, sender_node, detail))
+
+    def mailbox_full(
+        self,
+        target: str,
+        tag: str | None,
+        sender_node: str | None,
+        size: int | None,
+        reply_to: ReplyTo | None,
+    ) -> None:
+        """Record a message refused by a full bounded mailbox.
+
+        A flood against a full mailbox logs about log2(n) lines for n refusals, not n.
+        """
+        count = self._counts["mailbox_full"] + 1
+        self.record(
+            "mailbox_full",
+            target,
+            tag,
+            sender_node,
+            f"mailbox of {target!r} is full ({size} messages; {count} refused so far)",
+            reply_to,
+            log=count & (count - 1) == 0,
+        )

@@ -6,17 +6,20 @@ One transport packet per message:
 [kind, target_actor, tag, payload, sender_node, sender_actor, correlation_id]
 ```
 
-``kind`` is an `EnvelopeKind` (0 tell, 1 ask, 2 reply, 3 error). For tell and ask, ``tag`` and
-``payload`` are the message's wire form (see `encode_message`) and ``correlation_id`` is None
-for a tell. A reply carries the reply message's tag and payload (both None when the handler
-returned None). An error carries ``tag`` = ``"RemoteError"`` or ``"DeadLetter"`` and
-``payload`` = ``[type name or reason, text]``. ``sender_node`` is informative: replies and
+``kind`` is an `EnvelopeKind` (0 tell, 1 ask, 2 reply, 3 error, 4 watch, 5 unwatch,
+6 terminated). For tell and ask, ``tag`` and ``payload`` are the message's wire form (see
+`encode_message`) and ``correlation_id`` is None for a tell. A reply carries the handler's
+return value as `actors._values.encode_reply` writes it: a Message's tag and payload, or tag
+None (or ``1``, pair-coded) and a plain value. An error carries ``tag`` = ``"RemoteError"`` or
+``"DeadLetter"`` and ``payload`` = ``[type name or reason, text]``. The three death-watch notices
+carry the watched actor as ``target_actor``, the watching actor as ``sender_actor``, and, for
+``terminated``, the reason as ``payload``. ``sender_node`` is informative: replies and
 ``Context.sender`` use the peer id the transport authenticated, so `decode` drops it.
 
 `decode` turns a packet into one of the small immutable values `Tell`, `Ask`, `Reply`,
-`Failure` or `Malformed`; every field is checked by exact type (a kind of ``1.0`` or ``True`` is
-malformed), except that a ``sender_actor`` that is not a str is read as None. The ``*_packet``
-functions build packets. Nothing else in the package indexes a packet.
+`Failure`, `WatchNotice` or `Malformed`; every field is checked by exact type (a kind of ``1.0``
+or ``True`` is malformed), except that a ``sender_actor`` that is not a str is read as None. The
+``*_packet`` functions build packets. Nothing else in the package indexes a packet.
 
 A `Delivery` is a message in a mailbox. It carries its reply capability (Pykka's
 ``reply_to``): None for a tell, a `LocalReply` (the asking future) or a `RemoteReply` (the
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from actors._message import Message, encode_message
+from actors._values import PAIR_CODED, copy_reply, encode_reply
+from actors._watch import TerminationReason
 from actors.errors import AskError, DeadLetterError, EncodeError, RemoteError
 from transport import TransportError
 
@@ -44,6 +49,9 @@ __all__ = [
     "ERROR_REMOTE",
     "REPLY",
     "TELL",
+    "TERMINATED",
+    "UNWATCH",
+    "WATCH",
     "Ask",
     "Delivery",
     "EnvelopeKind",
@@ -54,13 +62,14 @@ __all__ = [
     "Reply",
     "ReplyTo",
     "Tell",
+    "WatchNotice",
     "ask_packet",
     "decode",
     "error_packet",
     "new_delivery",
     "reply_packet",
-    "replyable",
     "tell_packet",
+    "watch_packet",
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,6 +82,9 @@ class EnvelopeKind(enum.IntEnum):
     ASK = 1
     REPLY = 2
     ERROR = 3
+    WATCH = 4
+    UNWATCH = 5
+    TERMINATED = 6
 
 
 # Plain ints on the hot path: cheaper to compare and pack than IntEnum members.
@@ -80,6 +92,10 @@ TELL = 0
 ASK = 1
 REPLY = 2
 ERROR = 3
+WATCH = 4
+UNWATCH = 5
+TERMINATED = 6
+_WATCH_KINDS = (WATCH, UNWATCH, TERMINATED)
 ERROR_REMOTE = "RemoteError"
 ERROR_DEAD_LETTER = "DeadLetter"
 
@@ -110,10 +126,10 @@ class Ask(NamedTuple):
 
 
 class Reply(NamedTuple):
-    """The answer to one of our asks: the reply message's wire form (tag None: the handler
-    returned None)."""
+    """The answer to one of our asks, in the form `actors._values.encode_reply` wrote: a
+    message tag, or None / `PAIR_CODED` for a plain value."""
 
-    tag: str | None
+    tag: str | int | None
     payload: Any
     correlation_id: int
 
@@ -129,6 +145,23 @@ class Failure(NamedTuple):
     def error(self) -> AskError:
         """The exception the asking caller sees."""
         return ask_error(self.error_tag, self.name, self.text)
+
+
+class WatchNotice(NamedTuple):
+    """A death-watch notice from a peer (see `actors._watch`).
+
+    Attributes:
+        kind: `WATCH`, `UNWATCH` or `TERMINATED`.
+        target: The watched actor (on the receiver for watch / unwatch, on the sender for
+            terminated).
+        watcher: The watching actor (on the other side).
+        reason: For terminated: ``"stopped"``, ``"not_found"`` or ``"node_down"``; else None.
+    """
+
+    kind: int
+    target: str
+    watcher: str
+    reason: TerminationReason | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +181,7 @@ class Malformed:
     correlation_id: int | None = None
 
 
-Envelope = Tell | Ask | Reply | Failure | Malformed
+Envelope = Tell | Ask | Reply | Failure | WatchNotice | Malformed
 """Anything `decode` returns."""
 
 
@@ -159,7 +192,8 @@ def decode(packet: Any) -> Envelope:
         packet: The packet as the transport delivered it.
 
     Returns:
-        A `Tell`, `Ask`, `Reply` or `Failure`, or `Malformed` saying what is wrong.
+        A `Tell`, `Ask`, `Reply`, `Failure` or `WatchNotice`, or `Malformed` saying what is
+        wrong.
     """
     if type(packet) is not list or len(packet) != 7:
         return Malformed(f"not an envelope: {packet!r:.200}")
@@ -182,12 +216,24 @@ def decode(packet: Any) -> Envelope:
         if type(correlation_id) is not int:
             return Malformed("answer without a correlation id", kind)
         if kind == REPLY:
-            if tag is not None and type(tag) is not str:
+            if (
+                tag is not None
+                and type(tag) is not str
+                and not (type(tag) is int and tag == PAIR_CODED)
+            ):
                 return Malformed(f"reply tag is not a str: {tag!r:.100}", REPLY, correlation_id)
             return _new(Reply, (tag, payload, correlation_id))
         if type(tag) is not str or type(payload) is not list or len(payload) != 2:
             return Malformed(f"malformed error reply: {payload!r:.200}", ERROR, correlation_id)
         return _new(Failure, (tag, str(payload[0]), str(payload[1]), correlation_id))
+    if kind in _WATCH_KINDS:
+        if type(target) is not str or type(sender_actor) is not str:
+            return Malformed(f"watch notice {kind} without actor names")
+        if kind != TERMINATED:
+            return WatchNotice(kind, target, sender_actor, None)
+        if payload == "stopped" or payload == "not_found" or payload == "node_down":
+            return WatchNotice(kind, target, sender_actor, payload)
+        return Malformed(f"unknown termination reason {payload!r:.80}")
     return Malformed(f"unknown envelope kind {kind!r}")
 
 
@@ -216,25 +262,22 @@ def ask_packet(
     return [ASK, target, tag, payload, origin, sender_actor, correlation_id]
 
 
-def replyable(result: Any) -> bool:
-    """Whether a handler's return value can be sent as an ask's reply (see `reply_packet`)."""
-    return result is None or isinstance(result, Message)
-
-
 def reply_packet(result: Any, origin: str, correlation_id: int) -> list[Any]:
-    """The packet answering ask ``correlation_id`` with a handler's return value.
-
-    This is the one reply encoder: what a reply may be is decided here and in `replyable`.
+    """The packet answering ask ``correlation_id`` with a handler's return value, whatever its
+    type (the one reply encoder is `actors._values.encode_reply`).
 
     Raises:
         EncodeError: The value cannot be encoded.
     """
-    if result is None:
-        return [REPLY, None, None, None, origin, None, correlation_id]
-    if not isinstance(result, Message):
-        raise EncodeError(f"a reply must be a Message or None, not {type(result).__qualname__}")
-    tag, payload = encode_message(result)
+    tag, payload = encode_reply(result)
     return [REPLY, None, tag, payload, origin, None, correlation_id]
+
+
+def watch_packet(
+    kind: int, target: str, watcher: str, origin: str, reason: TerminationReason | None = None
+) -> list[Any]:
+    """The packet of a death-watch notice (`WATCH`, `UNWATCH` or `TERMINATED` with a reason)."""
+    return [kind, target, None, reason, origin, watcher, None]
 
 
 def error_packet(
@@ -276,9 +319,15 @@ class LocalReply(NamedTuple):
     future: asyncio.Future[Any]
 
     def reply(self, result: Any) -> None:
-        """Resolve the future with the result (a late answer is dropped)."""
-        if not self.future.done():
-            self.future.set_result(result)
+        """Resolve the future with a copy of the result as a peer would receive it (a late
+        answer is dropped); one that cannot be encoded fails it as an ``EncodeError``."""
+        if self.future.done():
+            return
+        try:
+            self.future.set_result(copy_reply(result))
+        except EncodeError as exc:
+            logger.error("reply to a local ask cannot be sent: %s", exc)
+            self.future.set_exception(RemoteError("EncodeError", str(exc)))
 
     def fail(self, type_name: str, text: str) -> None:
         """Fail the future with a `RemoteError`."""
@@ -313,6 +362,9 @@ class RemoteReply(NamedTuple):
             packet = reply_packet(result, self.origin, self.correlation_id)
             sent = self.send(self.node_id, packet)
         except (EncodeError, TransportError, TypeError, ValueError, OverflowError) as exc:
+            logger.error(
+                "reply %d to %s cannot be sent: %s", self.correlation_id, self.node_id, exc
+            )
             self.fail("EncodeError", str(exc))
             return
         if not sent:

@@ -190,6 +190,8 @@ def _annotation_kind(annotation: Any) -> Literal["flat", "native", "convert"]:
     python-mode dump (nested models), or need "convert"-ing."""
     if annotation in _NATIVE_SCALARS:
         return "flat"
+    if getattr(annotation, "__wire_form__", None) is not None:
+        return "native"  # ActorRef: its serializer yields [node_id, name]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Union or origin is types.UnionType:

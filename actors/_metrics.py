@@ -20,6 +20,7 @@ Metric names (all prefixed ``masterless_``; ``node`` label on every sample):
 | ``peer_queued`` | gauge | ``peer`` | packets in a peer's reconnect queue |
 | ``peer_reconnects_total`` | counter | ``peer`` | re-established connections |
 | ``actor_handled_total`` / ``_failed_total`` | counter | ``actor`` | handled / failed |
+| ``actor_restarts_total`` | counter | ``actor`` | instances replaced by supervision |
 | ``actor_mailbox`` | gauge | ``actor`` | messages waiting in a mailbox |
 
 A per-peer or per-actor figure the running build does not count is left out rather than
@@ -52,8 +53,9 @@ _PEER_COUNTERS = (
     ("reconnects", "peer_reconnects", "Connections to the peer re-established after a drop."),
 )
 _ACTOR_COUNTERS = (
-    ("handled", "actor_handled", "Messages the actor's handlers returned from."),
+    ("handled", "actor_handled", "Messages given to the actor's handlers."),
     ("failed", "actor_failed", "Messages the actor's handlers raised on."),
+    ("restarts", "actor_restarts", "Times supervision replaced the actor's instance."),
 )
 
 

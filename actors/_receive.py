@@ -28,12 +28,14 @@ from actors._envelope import (
     Reply,
     ReplyTo,
     Tell,
+    WatchNotice,
     decode,
     new_delivery,
 )
 from actors._message import _REGISTRY as _message_classes
 from actors._message import Message
 from actors._pending import PendingAsk, PendingAsks
+from actors._values import decode_reply
 from actors.errors import AskError, DeadLetterError
 
 __all__ = ["Inbox", "Receiver"]
@@ -54,8 +56,12 @@ class Inbox(Protocol):
     ) -> int:
         """Handle a run of tells starting at ``packets[index]``; return the next index."""
 
-    def put(self, delivery: Delivery) -> None:
-        """Queue the delivery."""
+    def put(self, delivery: Delivery) -> bool:
+        """Queue the delivery; False when a bounded mailbox is full."""
+
+    @property
+    def mailbox_size(self) -> int | None:
+        """The mailbox bound, or None."""
 
 
 class Receiver:
@@ -67,9 +73,19 @@ class Receiver:
         pending: The pending-ask table answers resolve.
         dead_letters: Where undeliverable messages are counted and reported.
         send: Sends a packet to a peer (``Node.send``), for answers to a peer's asks.
+        on_watch: Takes the death-watch notices from peers (see `actors._watch`); without
+            it they are dropped.
     """
 
-    __slots__ = ("_actors", "_dead_letters", "_node_id", "_pending", "_send", "closed")
+    __slots__ = (
+        "_actors",
+        "_dead_letters",
+        "_node_id",
+        "_on_watch",
+        "_pending",
+        "_send",
+        "closed",
+    )
 
     def __init__(
         self,
@@ -78,8 +94,10 @@ class Receiver:
         pending: PendingAsks,
         dead_letters: DeadLetterOffice,
         send: Callable[[str, Any], Any],
+        on_watch: Callable[[str, WatchNotice], None] | None = None,
     ) -> None:
         self._node_id = node_id
+        self._on_watch = on_watch
         self._actors = actors
         self._pending = pending
         self._dead_letters = dead_letters
@@ -146,9 +164,18 @@ class Receiver:
         delivery = _new(
             Delivery, (message, peer_id, envelope.sender_actor, self._reply_to(peer_id, envelope))
         )
-        if not cell.run_now(delivery):
-            cell.put(delivery)
+        if not cell.run_now(delivery) and not cell.put(delivery):
+            self._full(cell, envelope, delivery)
         return True
+
+    def _full(self, cell: Inbox, envelope: Tell | Ask, delivery: Delivery) -> None:
+        self._dead_letters.mailbox_full(
+            envelope.target,
+            envelope.tag,
+            delivery.sender_node,
+            cell.mailbox_size,
+            delivery.reply_to,
+        )
 
     def _route(self, peer_id: str, envelope: Envelope) -> None:
         """The general path for one envelope: answers, and whatever the hot path refused
@@ -161,6 +188,9 @@ class Receiver:
             pending = self._waiting(peer_id, envelope.correlation_id)
             if pending is not None:
                 pending.future.set_exception(envelope.error())
+        elif isinstance(envelope, WatchNotice):
+            if self._on_watch is not None:
+                self._on_watch(peer_id, envelope)
         else:
             self._malformed(peer_id, envelope)
 
@@ -203,8 +233,8 @@ class Receiver:
             )
             return
         delivery = new_delivery(message, peer_id, envelope.sender_actor, reply_to)
-        if not cell.run_now(delivery):
-            cell.put(delivery)
+        if not cell.run_now(delivery) and not cell.put(delivery):
+            self._full(cell, envelope, delivery)
 
     def _waiting(self, peer_id: str, correlation_id: int) -> PendingAsk | None:
         pending = self._pending.waiting(correlation_id, peer_id)
@@ -216,21 +246,11 @@ class Receiver:
         pending = self._waiting(peer_id, envelope.correlation_id)
         if pending is None:
             return
-        tag = envelope.tag
-        if tag is None:
-            pending.future.set_result(None)
-            return
-        reply_cls = _message_classes.get(tag)
-        if reply_cls is None:
-            self._invalid_reply(
-                peer_id, pending, tag, f"no Message class with tag {tag!r} on {self._node_id!r}"
-            )
-            return
         try:
-            reply = reply_cls.__pydantic_validator__.validate_python(envelope.payload)
-        except ValidationError:
+            reply = decode_reply(envelope.tag, envelope.payload)
+        except DeadLetterError as exc:
             self._invalid_reply(
-                peer_id, pending, tag, f"reply does not validate as {reply_cls.__qualname__}"
+                peer_id, pending, envelope.tag, f"{exc.detail} on {self._node_id!r}"
             )
             return
         pending.future.set_result(reply)

@@ -66,8 +66,11 @@ class FakeCell:
         self.runs.append(handled)
         return index
 
-    def put(self, delivery: Delivery) -> None:
+    def put(self, delivery: Delivery) -> bool:
         self.queued.append(delivery)
+        return True  # unbounded
+
+    mailbox_size = None
 
 
 class Harness:

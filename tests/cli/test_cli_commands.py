@@ -108,10 +108,17 @@ def test_status_prints_the_nodes_snapshot() -> None:
         status = json.loads(result.stdout)
         assert status["node_id"] == "node-status"
         assert status["uri"] == node.uri
-        assert [a["name"] for a in status["actors"]] == ["recorder"]
+        assert status["actors"] == [
+            {"name": "recorder", "handled": 0, "failed": 0, "restarts": 0, "mailbox": 0}
+        ]
         # The status command's own short-lived node is the one peer while it asks.
         assert len(status["peers"]) == 1
         assert status["peers"][0].startswith("masterless-cli-")
+        (cli_peer,) = status["peer_stats"]
+        assert cli_peer["id"] == status["peers"][0] and cli_peer["connected"]
+        # The status request itself arrived; its reply is sent after the snapshot.
+        assert (cli_peer["packets_in"], cli_peer["packets_out"]) == (1, 0)
+        assert cli_peer["bytes_in"] > 0 and cli_peer["bytes_out"] > 0
         assert status["members"] == [] and status["groups"] == {}
         assert status["pending_asks"] == 0 and status["dead_letters"] == {}
 

@@ -70,7 +70,10 @@ def test_every_field_of_a_snapshot_becomes_a_sample() -> None:
             ),
             PeerStatus(id="o", connected=False),
         ],
-        actors=[ActorStatus(name="a", handled=7, failed=1, mailbox=0), ActorStatus(name="b")],
+        actors=[
+            ActorStatus(name="a", handled=7, failed=1, restarts=2, mailbox=0),
+            ActorStatus(name="b"),
+        ],
         pending_asks=2,
         dead_letters={"unknown_actor": 3},
     )
@@ -104,6 +107,7 @@ def test_every_field_of_a_snapshot_becomes_a_sample() -> None:
     actor = (("actor", "a"), n)
     assert values[("masterless_actor_handled_total", actor)] == 7
     assert values[("masterless_actor_failed_total", actor)] == 1
+    assert values[("masterless_actor_restarts_total", actor)] == 2
     assert values[("masterless_actor_mailbox", actor)] == 0
     # Figures the build does not count are left out, not reported as zero.
     assert not [key for key in values if ("peer", "o") in key[1] or ("actor", "b") in key[1]]
