@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from actors._control import CONTROL_ACTOR, NodeStatus, Ping, Pong, StatusRequest
+from actors._limits import describe
 from actors._logging import LOG_FORMATS, configure_logging, parse_level
 from actors._running import SignalStop
 from actors._system import ActorSystem
@@ -606,7 +607,7 @@ def _ping_command(args: argparse.Namespace) -> int:
             reply = await system.ask(peer, CONTROL_ACTOR, Ping(seq=seq), timeout=args.timeout)
             elapsed = (loop.time() - started) * 1000
             if not isinstance(reply, Pong) or reply.seq != seq:
-                raise CommandError(f"{args.uri} answered ping {seq} with {reply!r}")
+                raise CommandError(f"{args.uri} answered ping {seq} with {describe(reply)}")
             times.append(elapsed)
             print(f"reply from {reply.node_id}: seq={seq} time={elapsed:.3f} ms", flush=True)
         print(

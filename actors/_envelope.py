@@ -36,11 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from actors._limits import DESCRIBE_LIMIT, bounded_text, describe
 from actors._message import Message, encode_message
 from actors._values import PAIR_CODED, copy_reply, encode_reply
 from actors._watch import TerminationReason
 from actors.errors import AskError, DeadLetterError, EncodeError, RemoteError
-from transport import TransportError
+from transport import PacketTooLarge, TransportError
 
 __all__ = [
     "ASK",
@@ -69,6 +70,7 @@ __all__ = [
     "new_delivery",
     "reply_packet",
     "tell_packet",
+    "unsendable_reason",
     "watch_packet",
 ]
 
@@ -171,9 +173,11 @@ class Malformed:
     Attributes:
         reason: What is wrong with it.
         kind: `REPLY` or `ERROR` when the packet claims to answer an ask (those are not dead
-            letters: nobody could be told), else None.
+            letters: nobody could be told); `ASK` for a malformed ask whose correlation id
+            could be read (a dead letter, answered); else None.
         correlation_id: For such an answer, its correlation id if it could be read, so the
-            waiting ask fails at once instead of at its timeout.
+            waiting ask fails at once instead of at its timeout; for such an ask, the id to
+            answer.
     """
 
     reason: str
@@ -196,15 +200,21 @@ def decode(packet: Any) -> Envelope:
         wrong.
     """
     if type(packet) is not list or len(packet) != 7:
-        return Malformed(f"not an envelope: {packet!r:.200}")
+        return Malformed(f"not an envelope: {describe(packet)}")
     kind, target, tag, payload, _, sender_actor, correlation_id = packet
     if type(kind) is not int:
-        return Malformed(f"unknown envelope kind {kind!r}")
+        return Malformed(f"unknown envelope kind {describe(kind)}")
     if kind in (TELL, ASK):
-        if type(target) is not str:
-            return Malformed(f"target actor is not a str: {target!r:.100}")
-        if type(tag) is not str:
-            return Malformed(f"message tag is not a str: {tag!r:.100}")
+        if type(target) is not str or type(tag) is not str:
+            # An ask whose correlation id reads is answered, so its asker need not time out.
+            answerable = kind == ASK and type(correlation_id) is int
+            return Malformed(
+                f"target actor is not a str: {describe(target)}"
+                if type(target) is not str
+                else f"message tag is not a str: {describe(tag)}",
+                ASK if answerable else None,
+                correlation_id if answerable else None,
+            )
         if type(sender_actor) is not str:
             sender_actor = None  # only informative (it names Context.sender): ignored if odd
         if kind == TELL:
@@ -221,11 +231,20 @@ def decode(packet: Any) -> Envelope:
                 and type(tag) is not str
                 and not (type(tag) is int and tag == PAIR_CODED)
             ):
-                return Malformed(f"reply tag is not a str: {tag!r:.100}", REPLY, correlation_id)
+                return Malformed(f"reply tag is not a str: {describe(tag)}", REPLY, correlation_id)
             return _new(Reply, (tag, payload, correlation_id))
         if type(tag) is not str or type(payload) is not list or len(payload) != 2:
-            return Malformed(f"malformed error reply: {payload!r:.200}", ERROR, correlation_id)
-        return _new(Failure, (tag, str(payload[0]), str(payload[1]), correlation_id))
+            return Malformed(f"malformed error reply: {describe(payload)}", ERROR, correlation_id)
+        name, text = payload
+        return _new(
+            Failure,
+            (
+                bounded_text(tag, DESCRIBE_LIMIT),
+                bounded_text(name, DESCRIBE_LIMIT) if type(name) is str else describe(name),
+                bounded_text(text) if type(text) is str else describe(text),
+                correlation_id,
+            ),
+        )
     if kind in _WATCH_KINDS:
         if type(target) is not str or type(sender_actor) is not str:
             return Malformed(f"watch notice {kind} without actor names")
@@ -233,8 +252,8 @@ def decode(packet: Any) -> Envelope:
             return WatchNotice(kind, target, sender_actor, None)
         if payload == "stopped" or payload == "not_found" or payload == "node_down":
             return WatchNotice(kind, target, sender_actor, payload)
-        return Malformed(f"unknown termination reason {payload!r:.80}")
-    return Malformed(f"unknown envelope kind {kind!r}")
+        return Malformed(f"unknown termination reason {describe(payload, 80)}")
+    return Malformed(f"unknown envelope kind {describe(kind)}")
 
 
 # --- encoders -----------------------------------------------------------------------------------
@@ -284,8 +303,30 @@ def error_packet(
     error_tag: str, name: str, text: str, origin: str, correlation_id: int
 ) -> list[Any]:
     """The packet failing ask ``correlation_id``: ``error_tag`` is `ERROR_REMOTE` (``name`` is
-    the exception's type name) or `ERROR_DEAD_LETTER` (``name`` is the reason)."""
-    return [ERROR, None, error_tag, [name, text], origin, None, correlation_id]
+    the exception's type name) or `ERROR_DEAD_LETTER` (``name`` is the reason).
+
+    The name and text are cut (`actors._limits.bounded_text`), so an answer is always small
+    enough to send, whatever an exception's message or a peer's value held.
+    """
+    return [
+        ERROR,
+        None,
+        error_tag,
+        [bounded_text(name, DESCRIBE_LIMIT), bounded_text(text)],
+        origin,
+        None,
+        correlation_id,
+    ]
+
+
+def unsendable_reason(exc: BaseException) -> str:
+    """Why a reply could not be sent, naming its size or its depth, for the asker's
+    `RemoteError` (type name ``"EncodeError"``)."""
+    if isinstance(exc, PacketTooLarge):
+        return f"the reply is too large to send: {exc}"
+    if isinstance(exc, RecursionError) or "recursion" in str(exc):
+        return "the reply is nested too deep to encode (depth beyond the encoder's limit)"
+    return f"the reply cannot be encoded: {bounded_text(str(exc), DESCRIBE_LIMIT)}"
 
 
 def ask_error(error_tag: Any, name: str, text: str) -> AskError:
@@ -356,16 +397,26 @@ class RemoteReply(NamedTuple):
     correlation_id: int
 
     def reply(self, result: Any) -> None:
-        """Send the result; one that cannot be encoded or sent is answered as an
-        ``EncodeError``."""
+        """Send the result; one that cannot be encoded or sent (too large, nested too deep) is
+        answered as an ``EncodeError`` `RemoteError` naming the size or the depth."""
         try:
             packet = reply_packet(result, self.origin, self.correlation_id)
             sent = self.send(self.node_id, packet)
-        except (EncodeError, TransportError, TypeError, ValueError, OverflowError) as exc:
-            logger.error(
-                "reply %d to %s cannot be sent: %s", self.correlation_id, self.node_id, exc
+        except (
+            EncodeError,
+            TransportError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            logger.warning(
+                "reply %d to %s not sent: %s",
+                self.correlation_id,
+                self.node_id,
+                bounded_text(str(exc), DESCRIBE_LIMIT),
             )
-            self.fail("EncodeError", str(exc))
+            self.fail("EncodeError", unsendable_reason(exc))
             return
         if not sent:
             logger.debug("reply %d to %s dropped: not connected", self.correlation_id, self.node_id)
@@ -383,8 +434,13 @@ class RemoteReply(NamedTuple):
     def _send(self, packet: list[Any]) -> None:
         try:
             sent = self.send(self.node_id, packet)
-        except (TransportError, TypeError, ValueError, OverflowError):
-            logger.exception("answer %d to %s could not be sent", self.correlation_id, self.node_id)
+        except (TransportError, TypeError, ValueError, OverflowError) as exc:
+            logger.error(
+                "answer %d to %s could not be sent: %s",
+                self.correlation_id,
+                self.node_id,
+                bounded_text(str(exc), DESCRIBE_LIMIT),
+            )
             return
         if not sent:
             logger.debug(

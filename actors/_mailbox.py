@@ -17,14 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import ValidationError
-
 from actors._actor import Actor, Context, _Handler
 from actors._envelope import Delivery, ReplyTo, Tell, decode
+from actors._limits import DESCRIBE_LIMIT, bounded_text, scalar_classes
 from actors._message import Message
 from actors._timers import TimerMark
 
 if TYPE_CHECKING:
+    from actors._receive import Admission
     from actors._system import ActorSystem
 
 __all__ = ["ActorCell", "CellHost", "Supervision"]
@@ -233,16 +233,23 @@ class ActorCell:
         return True
 
     def run_tells(
-        self, peer_id: str, packets: list[Any], index: int, first: Tell, cls: type[Message]
+        self,
+        peer_id: str,
+        packets: list[Any],
+        index: int,
+        first: Tell,
+        cls: type[Message],
+        admission: Admission,
     ) -> int:
         """Handle a run of tells from ``packets[index:]`` at once, as `run_now` does for one.
 
         ``first`` is ``packets[index]`` decoded. The run is the packets, from ``index`` on,
-        that decode as tells for this actor with ``first``'s wire tag (of class ``cls``) and a
-        valid payload. It stops early at the first packet that is not, when a handler raises,
-        or when a handler left mail in the mailbox or asked the actor to stop; the caller takes
-        the rest one by one. Validation, order and one-at-a-time are those of the mailbox:
-        this only skips the deque.
+        that decode as tells for this actor with ``first``'s wire tag (of class ``cls``). Each
+        payload is checked against ``admission``'s size budget and validated, once; one refused
+        is a dead letter (``admission`` reports it) and the run goes on past it. The run stops early
+        when a handler raises, or when a handler left mail in the mailbox or asked the actor to
+        stop; the caller takes the rest one by one. Order and one-at-a-time are those of the
+        mailbox: this only skips the deque.
 
         Returns:
             The index of the first packet not handled (``index`` when none was).
@@ -250,25 +257,36 @@ class ActorCell:
         entry = self._inline_handler(cls)
         if entry is None:
             return index
-        validate = cls.__pydantic_validator__.validate_python
         name = self.name
         tag = first.tag
         count = len(packets)
         invoke = self._invoke
         envelope: Any = first
+        validate = cls.__pydantic_validator__.validate_python
+        budget = admission.max_items
+        # A flat map for a class of scalars needs only its length checked (see within_budget);
+        # anything else takes admission.admit, which walks it.
+        flat = cls in scalar_classes
         with self._inline:
             while True:
-                try:
-                    message = validate(envelope.payload)
-                except ValidationError:
-                    break  # the caller's general path reports it as a dead letter
-                delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, None))
+                payload = envelope.payload
+                if budget is None or (flat and type(payload) is dict and len(payload) <= budget):
+                    try:
+                        message = validate(payload)
+                    except Exception as exc:
+                        admission.refuse(peer_id, envelope, cls, None, exc)
+                        message = None
+                else:
+                    message = admission.admit(peer_id, envelope, cls, None)
+                    flat = cls in scalar_classes
                 index += 1
-                try:
-                    invoke(entry, delivery)
-                except Exception as exc:
-                    self._fail_inline(entry, delivery, exc)
-                    break  # the mailbox task supervises before the next message
+                if message is not None:
+                    delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, None))
+                    try:
+                        invoke(entry, delivery)
+                    except Exception as exc:
+                        self._fail_inline(entry, delivery, exc)
+                        break  # the mailbox task supervises before the next message
                 if self._queue or self._stopping or index >= count:
                     break
                 envelope = decode(packets[index])
@@ -364,7 +382,17 @@ class ActorCell:
             elif type(reply_to) is TimerMark and not self.context._timers.take(reply_to.mark):
                 continue  # from a timer cancelled after it fired
             else:
-                await self._handle(delivery)
+                try:
+                    await self._handle(delivery)
+                except Exception:
+                    # Not the handler's exception (`_handle` catches those): answering,
+                    # reporting or supervising failed. The actor carries on regardless.
+                    logger.exception(
+                        "actor %s/%s: internal error around %s; carrying on",
+                        self._node_id,
+                        self.name,
+                        type(delivery.message).__qualname__,
+                    )
             handled += 1
             if handled >= _FAIRNESS_BATCH:
                 handled = 0
@@ -400,7 +428,18 @@ class ActorCell:
         reply capability (which answers an unserializable one as an ``EncodeError``)."""
         reply_to = delivery.reply_to
         assert reply_to is not None
-        reply_to.reply(result)
+        try:
+            reply_to.reply(result)
+        except Exception as exc:
+            # The reply capability turns what it can foresee (too large, too deep, no msgpack
+            # form) into a RemoteError itself; anything else still must not end the actor.
+            logger.exception(
+                "actor %s/%s: the reply of %s() could not be sent",
+                self._node_id,
+                self.name,
+                entry.name,
+            )
+            reply_to.fail("EncodeError", f"the reply could not be sent: {type(exc).__name__}")
 
     async def _failed(self, entry: _Handler, delivery: Delivery, exc: Exception) -> None:
         """A handler raised: log and count it, tell the host (``actor_failed``), answer an ask
@@ -415,7 +454,7 @@ class ActorCell:
             exc_info=exc,
         )
         if delivery.reply_to is not None:
-            delivery.reply_to.fail(type(exc).__name__, str(exc))
+            delivery.reply_to.fail(type(exc).__name__, _exception_text(exc))
         self.host.actor_failed(self, type(delivery.message), exc)
         await self._supervise()
 
@@ -484,3 +523,12 @@ class ActorCell:
                     log=False,  # the host logs one line for them all (cell_ended)
                 )
             self.host.cell_ended(self, discarded)
+
+
+def _exception_text(exc: BaseException) -> str:
+    """``str(exc)``, cut to a sendable size; a ``__str__`` that itself fails is named."""
+    try:
+        text = str(exc)
+    except Exception as failure:
+        return f"<str() of the exception failed: {type(failure).__name__}>"
+    return bounded_text(text, 4 * DESCRIBE_LIMIT)

@@ -41,6 +41,7 @@ from actors._envelope import (
     watch_packet,
 )
 from actors._events import ActorFailed, EventHub, NodeDown, NodeUp, SystemEvent
+from actors._limits import DEFAULT_MAX_PAYLOAD_ITEMS
 from actors._mailbox import ActorCell, Supervision, current_actor
 from actors._message import Message
 from actors._pending import PendingAsk, PendingAsks
@@ -57,7 +58,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, Node, PeerStats, TransportError
+from transport import EncodingError, Node, PacketTooLarge, PeerStats, TransportError
 
 __all__ = [
     "ActorStats",
@@ -187,6 +188,10 @@ class ActorSystem:
             passed among the node options), or None.
         stop_timeout: Seconds `close` waits for each actor to finish its current message
             before cancelling it.
+        max_payload_items: The most container entries (list items and map entries, counted
+            through every level) one received message may hold; a bigger one becomes a
+            ``"payload_too_large"`` dead letter before any validation, so a hostile peer
+            cannot make this node spend seconds validating. None lifts the bound.
         **node_options: Passed to `transport.Node` (heartbeat_interval, heartbeat_timeout,
             handshake_timeout, advertise, ...).
     """
@@ -200,8 +205,15 @@ class ActorSystem:
         cookie: bytes | str | None = None,
         ssl: SSLContext | None = None,
         stop_timeout: float = 5.0,
+        max_payload_items: int | None = DEFAULT_MAX_PAYLOAD_ITEMS,
         **node_options: Any,
     ) -> None:
+        if max_payload_items is not None and (
+            type(max_payload_items) is not int or max_payload_items < 1
+        ):
+            raise ActorUsageError(
+                f"max_payload_items must be a positive int or None, not {max_payload_items!r}"
+            )
         try:
             self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
         except (TransportError, TypeError, ValueError) as exc:
@@ -224,6 +236,7 @@ class ActorSystem:
             self._dead_letters,
             self._node.send,
             self._on_watch_notice,
+            max_payload_items,
         )
         self._node.on("packets", self._on_packets)
         self._node.on("connect", self._on_connect)
@@ -519,7 +532,8 @@ class ActorSystem:
         Raises:
             SystemClosedError: The system is closed.
             ActorUsageError: ``message`` is not a `Message` (it is also a `TypeError`).
-            EncodeError: The message cannot be encoded for the wire.
+            EncodeError: The message cannot be encoded for the wire (a value of no
+                msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
@@ -620,7 +634,8 @@ class ActorSystem:
             SystemClosedError: The system is closed or closed while waiting.
             ActorUsageError: ``message`` is not a `Message`, or ``timeout`` is NaN (it is
                 also a `TypeError` and a `ValueError`).
-            EncodeError: The message cannot be encoded for the wire.
+            EncodeError: The message cannot be encoded for the wire (a value of no
+                msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
         reply = await self._ask(node_id, name, message, timeout)
@@ -683,9 +698,15 @@ class ActorSystem:
     ) -> Any:
         try:
             return self._node.send(node_id, packet)
-        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+        except (EncodingError, PacketTooLarge, TypeError, ValueError, OverflowError) as exc:
+            # Too large to frame is an encoding failure too: the message, not the node, is wrong.
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
+            ) from exc
+        except RecursionError as exc:
+            raise EncodeError(
+                f"cannot send {type(message).__qualname__} to {node_id}/{name}: a value is "
+                "nested too deep to encode"
             ) from exc
         except TransportError as exc:
             raise NodeError(f"{self._id!r} cannot send to {node_id}: {exc}") from exc

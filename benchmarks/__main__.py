@@ -19,10 +19,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _codec, _suite
+from . import _codec, _hostile, _suite
 from ._util import have_uvloop, run
 
-SECTIONS = ("baseline", "transport", "multi", "actors", "codec", "scale", "peers", "uvloop")
+SECTIONS = (
+    "baseline",
+    "transport",
+    "multi",
+    "actors",
+    "hostile",
+    "codec",
+    "scale",
+    "peers",
+    "uvloop",
+)
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -142,6 +152,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "skipped"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.2f} ms"
     if unit == "KiB":
         return f"{value:.2f} KiB"
     if unit == "B":
@@ -249,6 +261,10 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
             one,
             note=f"{a['fanout sends']:,.0f} tells/s",
         )
+    if want("hostile"):
+        print("== hostile: a good peer's ask latency while another peer floods 6 MB asks")
+        h = run(lambda: _hostile.hostile_runs(*_hostile.COUNTS[smoke], progress))
+        _hostile.report_rows(report, h)
     if want("codec"):
         print("== codec: encode and decode a message in one process, against what masterless does")
         c = _codec.codec_runs(cfg.codec_n, progress)
