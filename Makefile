@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_PATHS := $(wildcard actors transport tests examples benchmarks)
 
-.PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke soak test-netns clean
+.PHONY: demo demo-cluster test lint typecheck pytest docs docs-build bench bench-smoke soak test-netns clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+# A coordinator and two workers, each a `masterless run` process, joined through one seed.
+demo-cluster: $(STAMP)
+	$(PY) examples/worker_pool_demo.py
 
 # pytest runs last so its summary line closes the output.
 test: lint typecheck docs-build pytest

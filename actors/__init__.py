@@ -32,6 +32,7 @@ from actors._envelope import EnvelopeKind
 from actors._events import ActorFailed, NodeDown, NodeUp, SystemEvent
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
+from actors._running import run_until_signal
 from actors._system import ActorStats, ActorSystem, SystemStats
 from actors._timers import Timer
 from actors.errors import (
@@ -95,6 +96,7 @@ __all__ = [
     "handler",
     "message_class",
     "message_tag",
+    "run_until_signal",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

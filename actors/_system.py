@@ -25,6 +25,7 @@ from typing import Any, TypeVar, overload
 
 from actors._actor import Actor, ActorRef, Context, Terminated
 from actors._cluster import CLUSTER_EVENTS, ClusterEvent, ClusterGroups, check_group
+from actors._control import CONTROL_ACTOR, install_control
 from actors._deadletters import DeadLetter, DeadLetterOffice
 from actors._envelope import (
     TERMINATED,
@@ -58,7 +59,7 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, Member, Node, PacketTooLarge, TransportError
+from transport import EncodingError, Member, Node, PacketTooLarge, PeerStats, TransportError
 
 __all__ = [
     "ActorStats",
@@ -109,6 +110,9 @@ class SystemStats:
         dead_letters_by_reason: The same count split by `DeadLetter.reason`.
         peers: Ids of the connected peer nodes.
         by_actor: Each running actor's `ActorStats`, by name.
+        peer_stats: The mesh's counters for each peer connected or kept
+            (`transport.Node.stats`): packets and bytes in and out, dropped, queued,
+            reconnects.
     """
 
     actors: int
@@ -117,6 +121,7 @@ class SystemStats:
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
     by_actor: dict[str, ActorStats] = field(default_factory=dict)
+    peer_stats: dict[str, PeerStats] = field(default_factory=dict)
 
 
 class _CellHost:
@@ -265,8 +270,8 @@ class ActorSystem:
 
     @property
     def actors(self) -> tuple[str, ...]:
-        """Names of the actors running here."""
-        return tuple(self._actors)
+        """Names of the actors running here (not the built-in control actor)."""
+        return tuple(name for name in self._actors if name != CONTROL_ACTOR)
 
     @property
     def closed(self) -> bool:
@@ -274,7 +279,8 @@ class ActorSystem:
         return self._closing
 
     async def start(self) -> None:
-        """Start listening.
+        """Start listening, with the control actor (``"$masterless"``) that answers
+        ``masterless status`` and ``masterless ping``.
 
         Raises:
             SystemClosedError: The system was closed.
@@ -290,7 +296,20 @@ class ActorSystem:
             await self._node.close()
             raise NodeError(f"node {self._id!r} could not start: {exc}") from exc
         self._started = True
+        install_control(self)
         logger.info("actor system %s listening on %s", self._id, self._node.info())
+
+    async def run_until_signal(self, signals: Iterable[int] | None = None) -> int | None:
+        """Serve until SIGINT or SIGTERM (or ``signals``), then `close` gracefully.
+
+        See `actors.run_until_signal`, which this calls.
+
+        Returns:
+            The signal that stopped the system.
+        """
+        from actors._running import STOP_SIGNALS, run_until_signal
+
+        return await run_until_signal(self, signals=STOP_SIGNALS if signals is None else signals)
 
     async def __aenter__(self) -> ActorSystem:
         await self.start()
@@ -836,10 +855,11 @@ class ActorSystem:
         """A snapshot of this system's counters.
 
         Returns:
-            Actors, pending asks, dead letters (total and by reason), and peers.
+            Actors, pending asks, dead letters (total and by reason), peers and the mesh's
+            counters per peer.
         """
         return SystemStats(
-            actors=len(self._actors),
+            actors=len(self.actors),
             pending_asks=len(self._pending),
             dead_letters=self._dead_letters.total,
             dead_letters_by_reason=self._dead_letters.by_reason(),
@@ -849,7 +869,9 @@ class ActorSystem:
                     cell.handled, cell.failed, cell.restarts, cell.queued, cell.mailbox_size
                 )
                 for name, cell in self._actors.items()
+                if name != CONTROL_ACTOR
             },
+            peer_stats=self._node.stats(),
         )
 
     # --- liveness, backpressure, death watch ---------------------------------------------------

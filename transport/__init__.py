@@ -18,6 +18,7 @@ import logging
 from ._handshake import PROTOCOL_VERSION
 from ._membership import Member, MembershipConfig
 from ._node import EventName, Handler, Node
+from ._stats import PeerStats
 from ._uri import parse_uri
 from .errors import (
     AuthenticationError,
@@ -50,6 +51,7 @@ __all__ = [
     "NodeStateError",
     "PacketTooLarge",
     "PeerError",
+    "PeerStats",
     "ProtocolError",
     "TransportError",
     "UsageError",

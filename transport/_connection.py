@@ -66,6 +66,8 @@ class Connection:
     """One TCP connection as the core sees it; the shell names it by its ``handle``."""
 
     __slots__ = (
+        "bytes_in",
+        "bytes_out",
         "claim_seq",
         "close_reason",
         "closing",
@@ -79,6 +81,8 @@ class Connection:
         "last_sent",
         "outbox",
         "outbox_bytes",
+        "packets_in",
+        "packets_out",
         "pair_up",
         "paused",
         "peer",
@@ -112,6 +116,11 @@ class Connection:
         # A dial of the pair's that dedup may reject: the pair went up meanwhile.
         self.pair_up = False
         self.dialed_uri: str | None = None
+        # Counters for Node.stats(), added to the peer's record when the connection ends.
+        self.packets_in = 0
+        self.packets_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     @property
     def dialer(self) -> bool:

@@ -58,6 +58,7 @@ from ._handshake import (
     reject_body,
 )
 from ._membership import TAG_MEMBERSHIP
+from ._stats import PeerStats
 from .errors import HandshakeError, ProtocolError, TransportError
 
 __all__ = ["NodeCore"]
@@ -68,15 +69,70 @@ _RETIRED_INCARNATIONS = 8
 
 
 class _PeerRecord:
-    """What the node remembers of a peer it keeps or is connected to."""
+    """What the node remembers of a peer it keeps or is connected to.
 
-    __slots__ = ("kept", "queue", "queue_bytes", "uri")
+    The counters are those of the peer's connections that ended (a live connection counts on
+    itself, which keeps the send path to one increment) plus what only the record sees:
+    packets queued or refused while no connection was up, and reconnections.
+    """
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "dropped",
+        "kept",
+        "packets_in",
+        "packets_out",
+        "queue",
+        "queue_bytes",
+        "reconnects",
+        "ups",
+        "uri",
+    )
 
     def __init__(self, uri: str | None) -> None:
         self.uri = uri
         self.kept = False
         self.queue: deque[bytes] = deque()
         self.queue_bytes = 0
+        self.packets_in = 0
+        self.packets_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.ups = 0
+
+    def stats(self, peer_id: str, conn: Connection | None) -> PeerStats:
+        if conn is None:
+            return PeerStats(
+                peer_id,
+                False,
+                self.packets_in,
+                self.packets_out,
+                self.bytes_in,
+                self.bytes_out,
+                self.dropped,
+                len(self.queue),
+                self.reconnects,
+            )
+        return PeerStats(
+            peer_id,
+            True,
+            self.packets_in + conn.packets_in,
+            self.packets_out + conn.packets_out,
+            self.bytes_in + conn.bytes_in,
+            self.bytes_out + conn.bytes_out,
+            self.dropped,
+            len(self.queue),
+            self.reconnects,
+        )
+
+    def add_counters(self, conn: Connection) -> None:
+        self.packets_in += conn.packets_in
+        self.packets_out += conn.packets_out
+        self.bytes_in += conn.bytes_in
+        self.bytes_out += conn.bytes_out
 
 
 class NodeCore:
@@ -202,6 +258,7 @@ class NodeCore:
                 data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
                 conn.outbox = []
                 conn.outbox_bytes = 0
+                conn.bytes_out += len(data)
                 # For the heartbeat: this connection was not silent. A lone heartbeat does not
                 # count, or each beat would push the next one a tick later.
                 if data is not HEARTBEAT_FRAME:
@@ -275,6 +332,7 @@ class NodeCore:
         conn = self.connections.get(handle)
         if conn is None or conn.state is ConnectionState.CLOSED:
             return
+        conn.bytes_in += len(data)
         decoder = conn.decoder
         bodies = decoder.feed(data)
         conn.received = True
@@ -368,9 +426,11 @@ class NodeCore:
         conn = self.up.get(peer_id)
         if conn is not None:
             if conn.paused or conn.outbox_bytes > self._high_water:
+                self._refused(peer_id)
                 return False
             conn.outbox.append(frame)
             conn.outbox_bytes += len(frame)
+            conn.packets_out += 1
             if not conn.dirty:
                 conn.dirty = True
                 self._dirty.append(conn)
@@ -382,9 +442,11 @@ class NodeCore:
             len(record.queue) >= self.config.queue_max_packets
             or record.queue_bytes + len(frame) > self.config.queue_max_bytes
         ):
+            record.dropped += 1
             return False
         record.queue.append(frame)
         record.queue_bytes += len(frame)
+        record.packets_out += 1
         return True
 
     def send_membership(self, peer_id: str, body: Any) -> bool:
@@ -404,6 +466,19 @@ class NodeCore:
         conn = self.up.get(peer_id)
         if conn is not None:
             self._fail(conn, error)
+
+    def _refused(self, peer_id: str) -> None:
+        record = self._records.get(peer_id)
+        if record is not None:
+            record.dropped += 1
+
+    def peer_stats(self) -> dict[str, PeerStats]:
+        """Counters of every peer this node is connected to or keeps, by peer id."""
+        up = self.up
+        return {
+            peer_id: record.stats(peer_id, up.get(peer_id))
+            for peer_id, record in self._records.items()
+        }
 
     def keep(self, peer_id: str, flag: bool, uri: str | None = None) -> bool:
         """Mark ``peer_id`` kept (re-dialed on loss) or not; ``uri`` updates where to dial.
@@ -486,6 +561,7 @@ class NodeCore:
                 append(body[1])
                 continue
             if packets:
+                conn.packets_in += len(packets)
                 self._events.append(PacketsReceived(peer_id, packets))
                 packets = []
                 append = packets.append
@@ -493,6 +569,7 @@ class NodeCore:
             if conn.state is ConnectionState.CLOSED:
                 return
         if packets:
+            conn.packets_in += len(packets)
             self._events.append(PacketsReceived(peer_id, packets))
 
     def _receive_control(self, conn: Connection, body: Any) -> None:
@@ -715,6 +792,9 @@ class NodeCore:
             record.uri = conn.dialed_uri
         elif record.uri is None:
             record.uri = peer.uri
+        if record.ups:
+            record.reconnects += 1
+        record.ups += 1
         # Packets queued while the peer was away go first, in the order they were sent.
         while record.queue:
             self._write(conn, record.queue.popleft())
@@ -738,8 +818,10 @@ class NodeCore:
         if redial:
             self._redial_if_kept(peer.node_id)
         record = self._records.get(peer.node_id)
-        if record is not None and not record.kept:
-            del self._records[peer.node_id]
+        if record is not None:
+            record.add_counters(conn)
+            if not record.kept:
+                del self._records[peer.node_id]
 
     # -- ending -----------------------------------------------------------------------------------
 

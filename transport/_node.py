@@ -35,6 +35,7 @@ from ._events import (
 from ._handshake import LocalIdentity
 from ._link import Link
 from ._membership import Member, MembershipConfig
+from ._stats import PeerStats
 from ._uri import format_uri, is_loopback, parse_uri
 from .errors import (
     ConfigurationError,
@@ -286,6 +287,10 @@ class Node:
     def is_kept(self, peer_id: str) -> bool:
         """True when ``peer_id`` is re-dialed whenever its connection drops."""
         return self._core.is_kept(peer_id)
+
+    def stats(self) -> dict[str, PeerStats]:
+        """Counters of every peer connected now or kept, by peer id (see `PeerStats`)."""
+        return self._core.peer_stats()
 
     def __repr__(self) -> str:
         return f"<Node {self._id!r} {self._state} uri={self._uri!r} peers={len(self._core.peers)}>"
@@ -566,6 +571,7 @@ class Node:
     async def _redial(self, peer_id: str, uri: str) -> None:
         delay = self._config.reconnect_initial
         attempt = 0
+        logged_delay = 0.0
         while self._core.is_kept(peer_id) and not self._core.is_up(peer_id):
             # Full jitter keeps a mesh of restarted nodes from dialing in lockstep.
             await asyncio.sleep(random.uniform(delay / 2, delay))
@@ -576,14 +582,17 @@ class Node:
             try:
                 found = await self._dial(uri, self._config.handshake_timeout)
             except TransportError as exc:
-                logger.info(
-                    "node %s: re-dial %d of %s at %s failed: %s",
-                    self._id,
-                    attempt,
-                    peer_id,
-                    uri,
-                    exc,
-                )
+                # One line per back-off step; at the capped delay, at attempts 4, 8, 16...
+                if delay != logged_delay or attempt & (attempt - 1) == 0:
+                    logged_delay = delay
+                    logger.info(
+                        "node %s: re-dial %d of %s at %s failed: %s",
+                        self._id,
+                        attempt,
+                        peer_id,
+                        uri,
+                        exc,
+                    )
                 delay = min(delay * 2, self._config.reconnect_max)
                 continue
             if found != peer_id:

@@ -47,6 +47,9 @@ COVERED_ELSEWHERE = {
     "python examples/counter_pingpong.py --limit": "test_pingpong_in_one_process",
     "python examples/counter_pingpong.py --role left": "test_pingpong_across_two_processes",
     "python examples/counter_pingpong.py --role right": "test_pingpong_across_two_processes",
+    # tests/cli runs these for real (run, status, ping, the worker pool) and checks that every
+    # masterless command on the running guide parses and names a factory that loads.
+    "masterless ": "test_every_masterless_command_on_the_guide_is_valid",
 }
 DEDICATED = {"deployment_node.py", "security_tls.py"}
 BAD_STDERR = ("Traceback", "ResourceWarning", "was destroyed but it is pending", "never awaited")
