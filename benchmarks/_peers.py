@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -147,7 +149,7 @@ def _seed_ready() -> str | None:
     return None
 
 
-def seed(mode: str, n: int) -> dict[str, Any]:
+def seed(mode: str, n: int, timeout: float = 100.0) -> dict[str, Any]:
     why = _seed_ready()
     if why is not None:
         return {"skip": why}
@@ -157,23 +159,59 @@ def seed(mode: str, n: int) -> dict[str, Any]:
         cwd=HERE,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    driver: subprocess.Popen[bytes] | None = None
     try:
         assert sink.stdout is not None
-        info = json.loads(sink.stdout.readline())["info"]
-        done = subprocess.run(
+        line = sink.stdout.readline()
+        if not line:
+            return {"skip": f"seed sink exited before listening: {_last_line(sink)}"}
+        info = json.loads(line)["info"]
+        driver = subprocess.Popen(
             ["node", script, mode, info, str(n)],
             cwd=HERE,
-            capture_output=True,
-            timeout=120,
-            check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        # Watch both: a sink that dies mid-run must not leave the driver waiting for an answer.
+        deadline = time.monotonic() + timeout
+        while driver.poll() is None:
+            if sink.poll() is not None:
+                return {"skip": f"seed sink exited during the run: {_last_line(sink)}"}
+            if time.monotonic() > deadline:
+                return {"skip": f"seed {mode} did not finish within {timeout:.0f} s"}
+            time.sleep(0.05)
+        out, err = driver.communicate()
+        if driver.returncode != 0:
+            return {"skip": f"seed driver failed: {_tail(err)}"}
+        result: dict[str, Any] = json.loads(out.splitlines()[-1])
         return result
     finally:
-        sink.kill()
-        sink.wait()
+        for proc in (driver, sink):
+            if proc is not None:
+                _kill_group(proc)
+
+
+def _tail(err: bytes) -> str:
+    lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+    # Node prints its version last; the line naming the error is more useful.
+    errors = [line for line in lines if "Error" in line]
+    return (errors or lines or ["no output"])[0][:200]
+
+
+def _last_line(proc: subprocess.Popen[bytes]) -> str:
+    proc.wait()
+    assert proc.stderr is not None
+    return f"exit {proc.returncode}: {_tail(proc.stderr.read())}"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 RUNS = {
