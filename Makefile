@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_PATHS := $(wildcard actors transport tests examples benchmarks)
 
-.PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke soak clean
+.PHONY: demo test lint typecheck pytest docs docs-build bench bench-smoke bench-peers soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --smoke
+
+# The peers `make bench` compares with (Ray, Pykka, Thespian, xoscar; matplotlib for the plot)
+# go into the venv, and the seed library (npm) into benchmarks/node_modules. The bench itself
+# never installs a Python package: an absent peer's row says skipped, and why.
+bench-peers: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	@MASTERLESS_BENCH_INSTALL=1 $(PY) -m benchmarks._peers --install-seed
 
 soak: $(STAMP)
 	SOAK_SECONDS=60 $(PY) -m pytest -q -m soak

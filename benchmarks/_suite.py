@@ -332,20 +332,6 @@ async def actor_runs(cfg: Any, loop: str, full: bool, progress: Progress) -> dic
                 [await _tell_run(a, [a.id], cfg.tell_n) for _ in range(cfg.repeat)]
             )
             progress(f"actor tell, same system: {out['tell local']:,.0f} msgs/s")
-    if full:
-        async with (
-            worker("actors", "--count", str(cfg.fanout), loop=loop) as sink,
-            ActorSystem("bench-driver") as system,
-        ):
-            peers = [await system.connect(uri) for uri in sink.info["uris"]]
-            await _tell_run(system, peers, cfg.warmup // 10)
-            rate = max([await _tell_run(system, peers, cfg.fanout_n) for _ in range(cfg.repeat)])
-            out["fanout sends"] = rate
-            out["fanout deliveries"] = rate * len(peers)
-            progress(
-                f"actor tell to {len(peers)} nodes: {rate:,.0f} tells/s, "
-                f"{rate * len(peers):,.0f} deliveries/s"
-            )
     return out
 
 
