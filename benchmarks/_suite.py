@@ -298,6 +298,9 @@ async def actor_runs(cfg: Any, loop: str, full: bool, progress: Progress) -> dic
         await _tell_run(system, [peer], cfg.warmup)
         out["tell"] = max([await _tell_run(system, [peer], cfg.tell_n) for _ in range(cfg.repeat)])
         progress(f"actor tell, two processes: {out['tell']:,.0f} msgs/s")
+        await _ask_run(system, peer, cfg.warmup // 10)
+        out["ask"] = max([await _ask_run(system, peer, cfg.rtt_n) for _ in range(cfg.repeat)])
+        progress(f"actor ask, two processes: {out['ask']:,.0f} round trips/s")
     # The same with actors.tune_gc() in both processes (opt-in; undone here afterwards).
     async with (
         worker("actors", "--tune-gc", loop=loop) as sink,
@@ -314,9 +317,6 @@ async def actor_runs(cfg: Any, loop: str, full: bool, progress: Progress) -> dic
             gc.set_threshold(*previous)
             gc.unfreeze()
         progress(f"actor tell, two processes, tune_gc(): {out['tell tuned']:,.0f} msgs/s")
-        await _ask_run(system, peer, cfg.warmup // 10)
-        out["ask"] = max([await _ask_run(system, peer, cfg.rtt_n) for _ in range(cfg.repeat)])
-        progress(f"actor ask, two processes: {out['ask']:,.0f} round trips/s")
     async with ActorSystem("bench-a") as a, ActorSystem("bench-b") as b:
         b.spawn("sink", Sink())
         a.spawn("sink", Sink())
