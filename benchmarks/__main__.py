@@ -616,6 +616,47 @@ def table(report: Report) -> list[str]:
     return lines
 
 
+def spread(paths: list[str]) -> list[str]:
+    """A Markdown table: each target's measured value in every run, its range, and its passes."""
+    runs = []
+    for path in paths:
+        with open(path) as handle:
+            runs.append(json.load(handle))
+    texts: list[str] = []
+    for run_ in runs:
+        for t in run_["targets"]:
+            if t["text"] not in texts:
+                texts.append(t["text"])
+    lines = [
+        f"| target | {len(runs)} runs: lowest to highest | passed | each run |",
+        "|---|---|---|---|",
+    ]
+    for text in texts:
+        found = [t for r in runs for t in r["targets"] if t["text"] == text]
+        measured = [t for t in found if t["status"] != "SKIP"]
+        if not measured:
+            lines.append(f"| {text} | n/a | skipped | |")
+            continue
+        values = [_number(t["measured"]) for t in measured]
+        unit = measured[0]["measured"].lstrip("0123456789.,-")
+        low, high = min(values), max(values)
+        passed = sum(t["status"] == "PASS" for t in measured)
+        each = ", ".join(t["measured"] for t in measured)
+        span = f"{low:.2f}{unit} to {high:.2f}{unit}"
+        lines.append(f"| {text} | {span} | {passed} of {len(measured)} | {each} |")
+    return lines
+
+
+def _number(measured: str) -> float:
+    digits = ""
+    for char in measured:
+        if char.isdigit() or char in ".-":
+            digits += char
+        elif char != ",":
+            break
+    return float(digits)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
@@ -637,7 +678,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="write the table as Markdown (default: benchmarks/results/)",
     )
+    parser.add_argument(
+        "--spread",
+        nargs="+",
+        metavar="JSON",
+        help="print no run: the spread of each target over these result files, as Markdown",
+    )
     args = parser.parse_args(argv)
+    if args.spread:
+        print("\n".join(spread(args.spread)))
+        return 0
     cfg = SMOKE if args.smoke else FULL
     report = Report()
     info = machine()

@@ -73,6 +73,19 @@ def test_smoke_mode_prints_and_writes_the_table(tmp_path: Path) -> None:
     statuses = {target["status"] for target in results["targets"]}
     assert statuses <= {"PASS", "MISS", "SKIP"}
     assert "| target | measured | result |" in md_path.read_text()
+    # The spread over runs (here one) lists every target that was measured.
+    spread = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--spread", str(json_path), str(json_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert spread.returncode == 0, spread.stderr
+    measured = [t for t in results["targets"] if t["status"] != "SKIP"]
+    for target in measured:
+        assert f"| {target['text']} | " in spread.stdout
+        assert f"{target['measured']}, {target['measured']} |" in spread.stdout
 
 
 @pytest.mark.timeout(60)
