@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _codec, _pipeline, _plot, _suite
+from . import _codec, _opcount, _pipeline, _plot, _suite
 from ._util import have_uvloop, run
 
 SECTIONS = (
@@ -30,6 +30,7 @@ SECTIONS = (
     "pipeline",
     "latency",
     "group",
+    "opcodes",
     "codec",
     "scale",
     "peers",
@@ -62,6 +63,7 @@ class Config:
     latency_depth: int
     latency_seconds: float
     ray_n: int
+    opcode_n: int
     sizes: list[str] = field(default_factory=lambda: ["40 B", "4 KiB", "256 KiB"])
 
 
@@ -88,6 +90,7 @@ FULL = Config(
     latency_depth=256,
     latency_seconds=3.0,
     ray_n=2_000,
+    opcode_n=4_096,
 )
 
 SMOKE = Config(
@@ -113,6 +116,7 @@ SMOKE = Config(
     latency_depth=16,
     latency_seconds=0.2,
     ray_n=0,  # ray.init() alone takes seconds: smoke runs skip Ray
+    opcode_n=256,
 )
 
 
@@ -178,6 +182,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.0f} B"
     if unit == "msgs":
         return f"{value:,.0f}"
+    if unit == "ops":
+        return f"{value:,.0f} opcodes"
     if unit == "us":
         return f"{value:,.0f} µs"
     return f"{value:,.0f} {unit}"
@@ -345,6 +351,38 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 g["raw"],
                 note=f"{g[key] * k:,.0f} deliveries/s",
             )
+    if want("opcodes"):
+        print("== opcodes: interpreter work per request, both ends in one process (traced)")
+        ops = run(lambda: _opcount.opcode_runs(cfg, progress))
+        report.add("raw ops oneway", "opcodes", "raw asyncio one-way", ops["raw oneway"], "ops")
+        for depth in (1, 256):
+            report.add(
+                f"raw ops {depth}",
+                "opcodes",
+                f"raw asyncio request/response, {depth} in flight",
+                ops[f"raw {depth}"],
+                "ops",
+            )
+        report.add(
+            "tell ops",
+            "opcodes",
+            "tell, per message",
+            ops["tell"],
+            "ops",
+            ops["raw oneway"],
+            note="top: " + _top(ops["tell top"]),
+        )
+        for depth in (1, 256):
+            report.add(
+                f"ask ops {depth}",
+                "opcodes",
+                f"ask, {depth} in flight",
+                ops[f"ask {depth}"],
+                "ops",
+                ops[f"raw {depth}"],
+                note=f"{ops[f'ask {depth}'] / 2:,.0f} per packet; top: "
+                + _top(ops[f"ask {depth} top"]),
+            )
     if want("codec"):
         print("== codec: encode and decode a message in one process, against what masterless does")
         c = _codec.codec_runs(cfg.codec_n, progress)
@@ -457,6 +495,10 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 urtt,
             )
     judge(report, cfg)
+
+
+def _top(top: list[tuple[str, float]], k: int = 5) -> str:
+    return ", ".join(f"{name} {ops:.0f}" for name, ops in top[:k])
 
 
 def _load_note(top: float, ours: dict[str, float], raw: dict[str, float]) -> str:

@@ -47,17 +47,20 @@ def test_smoke_mode_prints_and_writes_the_table(tmp_path: Path) -> None:
     assert len(baselines) == 2 and all(row["value"] > 0 for row in baselines)
     assert all(row["ratio"] is not None for row in codec if row["value"] and row not in baselines)
     # Pipelined asks at every depth, each beside the raw request/response of the same depth.
-    rows = {row["name"]: row for row in results["rows"]}
+    rows = {(row["section"], row["name"]): row for row in results["rows"]}
     for depth in (1, 16, 256, 4096):
-        raw = rows[f"raw asyncio request/response, {depth} in flight"]
-        ask = rows[f"ask, two processes, {depth} in flight"]
+        raw = rows["pipeline", f"raw asyncio request/response, {depth} in flight"]
+        ask = rows["pipeline", f"ask, two processes, {depth} in flight"]
         assert raw["value"] > 0 and ask["value"] > 0
         assert ask["baseline"] == raw["value"]
     # Latency percentiles of ask and tell, against the raw twin's at the same offered rate.
     for name in ("ask round trip", "tell delivery"):
         for q in ("p50", "p99", "p99.9"):
-            assert rows[f"{name} {q}"]["value"] > 0
-            assert rows[f"{name} {q}"]["ratio"] is not None
+            assert rows["latency", f"{name} {q}"]["value"] > 0
+            assert rows["latency", f"{name} {q}"]["ratio"] is not None
+    # Opcodes per request: ask and tell beside the raw twins, counted (not timed).
+    for name in ("tell, per message", "ask, 1 in flight", "ask, 256 in flight"):
+        assert rows["opcodes", name]["value"] > 0 and rows["opcodes", name]["ratio"] > 0
     group = [row for row in results["rows"] if row["section"] == "group"]
     assert len(group) == 3 and all(row["value"] > 0 for row in group)
     # Ray is never started by the smoke run: its rows say skipped, with the reason.
