@@ -26,21 +26,16 @@ from __future__ import annotations
 import logging
 
 from actors._actor import Actor, ActorRef, Context, handler
+from actors._deadletters import DeadLetter
+from actors._envelope import EnvelopeKind
+from actors._events import NodeDown, NodeUp, SystemEvent
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
-from actors._system import (
-    ActorSystem,
-    DeadLetter,
-    EnvelopeKind,
-    NodeDown,
-    NodeUp,
-    SystemEvent,
-    SystemStats,
-)
-from actors._tuning import tune_gc
+from actors._system import ActorSystem, SystemStats
 from actors.errors import (
     ActorError,
     ActorNotFoundError,
+    ActorUsageError,
     AskError,
     AskTimeoutError,
     ContextError,
@@ -62,6 +57,7 @@ __all__ = [
     "ActorNotFoundError",
     "ActorRef",
     "ActorSystem",
+    "ActorUsageError",
     "AskError",
     "AskTimeoutError",
     "Context",
@@ -88,7 +84,6 @@ __all__ = [
     "handler",
     "message_class",
     "message_tag",
-    "tune_gc",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

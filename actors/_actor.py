@@ -13,6 +13,7 @@ from actors._message import Message
 from actors.errors import ContextError, HandlerDefinitionError
 
 if TYPE_CHECKING:
+    from actors._envelope import Delivery
     from actors._system import ActorSystem
 
 __all__ = ["Actor", "ActorRef", "Context", "handler"]
@@ -134,7 +135,7 @@ class Context:
         self_ref: An `ActorRef` to the actor itself.
     """
 
-    __slots__ = ("_sender_name", "_sender_node", "name", "self_ref", "system")
+    __slots__ = ("_current", "name", "self_ref", "system")
 
     def __init__(self, system: ActorSystem, name: str) -> None:
         """Build a context; the system does this at spawn.
@@ -146,8 +147,8 @@ class Context:
         self.system = system
         self.name = name
         self.self_ref = ActorRef(system, system.id, name)
-        self._sender_node: str | None = None
-        self._sender_name: str | None = None
+        # The delivery being handled; only ActorCell._invoke sets and clears it.
+        self._current: Delivery | None = None
 
     @property
     def sender(self) -> ActorRef | None:
@@ -156,9 +157,10 @@ class Context:
         None when the message came from outside any actor (``system.tell`` from plain code),
         or outside a handler.
         """
-        if self._sender_name is None or self._sender_node is None:
+        current = self._current
+        if current is None or current.sender_name is None or current.sender_node is None:
             return None
-        return ActorRef(self.system, self._sender_node, self._sender_name)
+        return ActorRef(self.system, current.sender_node, current.sender_name)
 
     def __repr__(self) -> str:
         return f"<Context {self.system.id}/{self.name}>"

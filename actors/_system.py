@@ -1,122 +1,66 @@
-"""`ActorSystem`: hosts named actors on one transport node and routes messages between nodes.
+"""`ActorSystem`: the façade that hosts named actors on one transport node.
 
-Wire envelope, one transport packet per message:
+The system wires the parts together and owns their lifecycles; each part is its own module:
 
-```text
-[kind, target_actor, tag, payload, sender_node, sender_actor, correlation_id]
-```
-
-``kind`` is an `EnvelopeKind` (0 tell, 1 ask, 2 reply, 3 error). For tell and ask, ``tag`` and
-``payload`` are the message's wire form (see `encode_message`) and ``correlation_id`` is None
-for a tell. A reply carries the reply message's tag and payload (both None when the handler
-returned None). An error carries ``tag`` = ``"RemoteError"`` or ``"DeadLetter"`` and
-``payload`` = ``[type name or reason, text]``. ``sender_node`` is informative: replies and
-``Context.sender`` use the peer id the transport authenticated.
+- `actors._envelope`: the wire layout, `decode`, the encoders, mailbox deliveries and their
+  reply capability;
+- `actors._receive`: the receive path (packets from peers to mailboxes and pending asks);
+- `actors._pending`: the pending-ask table (ids, futures, timers, failing them);
+- `actors._mailbox`: one actor's mailbox, its handler calls and supervision;
+- `actors._deadletters` and `actors._events`: dead letters, node events and user callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import inspect
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
-from itertools import count
 from ssl import SSLContext
-from typing import Any, Literal, overload
+from typing import Any, overload
 
-from pydantic import ValidationError
-
-from actors._actor import Actor, ActorRef
-from actors._mailbox import SUPERVISION_POLICIES, ActorCell, Envelope, Supervision, current_actor
-from actors._message import _REGISTRY as _message_classes
-from actors._message import Message, encode_message, message_class
+from actors._actor import Actor, ActorRef, Context
+from actors._deadletters import DeadLetter, DeadLetterOffice
+from actors._envelope import (
+    Delivery,
+    EnvelopeKind,
+    LocalReply,
+    ReplyTo,
+    ask_packet,
+    new_delivery,
+    tell_packet,
+)
+from actors._events import EventHub, NodeDown, NodeUp, SystemEvent
+from actors._mailbox import ActorCell, Supervision, current_actor
+from actors._message import Message
+from actors._pending import PendingAsk, PendingAsks
+from actors._receive import Receiver
+from actors._spawn import checked_spawn
 from actors.errors import (
     ActorNotFoundError,
-    AskError,
-    AskTimeoutError,
-    DeadLetterError,
+    ActorUsageError,
     EncodeError,
-    HandlerDefinitionError,
     NodeDownError,
     NodeError,
-    RemoteError,
     SpawnError,
     SystemClosedError,
 )
 from transport import EncodingError, Node, TransportError
 
-__all__ = ["ActorSystem", "DeadLetter", "EnvelopeKind", "NodeDown", "NodeUp", "SystemStats"]
+__all__ = [
+    "ActorSystem",
+    "DeadLetter",
+    "EnvelopeKind",
+    "NodeDown",
+    "NodeUp",
+    "SystemEvent",
+    "SystemStats",
+]
 
 logger = logging.getLogger(__name__)
 
-# Builds an Envelope at C speed (a NamedTuple's own __new__ is a Python function).
-_new_envelope = tuple.__new__
-
-
-class EnvelopeKind(enum.IntEnum):
-    """The first field of every envelope."""
-
-    TELL = 0
-    ASK = 1
-    REPLY = 2
-    ERROR = 3
-
-
-# Plain ints on the hot path: cheaper to compare and pack than IntEnum members.
-_TELL = 0
-_ASK = 1
-_REPLY = 2
-_ERROR = 3
-_ERROR_REMOTE = "RemoteError"
-_ERROR_DEAD_LETTER = "DeadLetter"
-
-
-class NodeUp(Message, tag="masterless.NodeUp"):
-    """Delivered to every local actor with a handler for it when a peer node connects.
-
-    Attributes:
-        node_id: The peer's id.
-        uri: The peer's advertised uri.
-    """
-
-    node_id: str
-    uri: str | None = None
-
-
-class NodeDown(Message, tag="masterless.NodeDown"):
-    """Delivered to every local actor with a handler for it when a peer node's connection ends.
-
-    Attributes:
-        node_id: The peer's id.
-        reason: The transport's reason (``"closed"``, ``"lost"``, ``"restarted"``...).
-    """
-
-    node_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message nobody could handle, as passed to ``on("dead_letter", ...)`` handlers.
-
-    Attributes:
-        reason: ``"unknown_actor"``, ``"unknown_tag"``, ``"invalid_payload"``,
-            ``"no_handler"``, ``"actor_stopped"``, ``"invalid_reply"`` or
-            ``"malformed_envelope"``.
-        target: The actor it was addressed to, if known.
-        tag: The message's wire tag, if known.
-        sender_node: The node it came from (None for local senders outside actors).
-        detail: A human-readable explanation.
-    """
-
-    reason: str
-    target: str | None
-    tag: str | None
-    sender_node: str | None
-    detail: str
+# Builds a Delivery at C speed (a NamedTuple's own __new__ is a Python function).
+_new = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,31 +82,29 @@ class SystemStats:
     peers: tuple[str, ...] = ()
 
 
-@dataclass(slots=True)
-class _PendingAsk:
-    future: asyncio.Future[Message | None]
-    node_id: str
-    target: str
+class _CellHost:
+    """What cells may ask of their system (`actors._mailbox.CellHost`), and nothing else."""
 
+    __slots__ = ("_actors", "_dead_letters")
 
-def _expire_ask(
-    future: asyncio.Future[Message | None],
-    node_id: str,
-    name: str,
-    message_type: type[Message],
-    timeout: float,
-) -> None:
-    if not future.done():
-        future.set_exception(
-            AskTimeoutError(
-                f"no reply from {node_id}/{name} to {message_type.__qualname__} within {timeout} s"
-            )
-        )
+    def __init__(self, actors: dict[str, ActorCell], dead_letters: DeadLetterOffice) -> None:
+        self._actors = actors
+        self._dead_letters = dead_letters
 
+    def dead_letter(
+        self,
+        reason: str,
+        target: str | None,
+        tag: str | None,
+        sender_node: str | None,
+        detail: str,
+        reply_to: ReplyTo | None,
+    ) -> None:
+        self._dead_letters.record(reason, target, tag, sender_node, detail, reply_to)
 
-SystemEvent = Literal["node_up", "node_down", "dead_letter"]
-"""The events :meth:`ActorSystem.on` accepts."""
-_EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter"})
+    def cell_stopped(self, cell: ActorCell) -> None:
+        if self._actors.get(cell.name) is cell:
+            del self._actors[cell.name]
 
 
 class ActorSystem:
@@ -204,18 +146,23 @@ class ActorSystem:
         stop_timeout: float = 5.0,
         **node_options: Any,
     ) -> None:
+        try:
+            self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
+        except (TransportError, TypeError, ValueError) as exc:
+            raise ActorUsageError(f"cannot build actor system {node_id!r}: {exc}") from exc
         self._id = node_id
-        self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
-        self._node.on("packets", self._on_packets)
-        self._node.on("connect", self._on_connect)
-        self._node.on("disconnect", self._on_disconnect)
         self._stop_timeout = stop_timeout
         self._actors: dict[str, ActorCell] = {}
-        self._pending: dict[int, _PendingAsk] = {}
-        self._correlation_ids = count(1)
-        self._handlers: dict[str, list[Callable[..., Any]]] = {event: [] for event in _EVENTS}
-        self._handler_tasks: set[asyncio.Task[Any]] = set()
-        self._dead_letters: Counter[str] = Counter()
+        self._pending = PendingAsks()
+        self._events = EventHub(node_id)
+        self._dead_letters = DeadLetterOffice(node_id, self._on_dead_letter)
+        self._host = _CellHost(self._actors, self._dead_letters)
+        self._receiver = Receiver(
+            node_id, self._actors, self._pending, self._dead_letters, self._node.send
+        )
+        self._node.on("packets", self._receiver.on_packets)
+        self._node.on("connect", self._on_connect)
+        self._node.on("disconnect", self._on_disconnect)
         self._started = False
         self._closing = False
         self._closed = asyncio.Event()
@@ -289,11 +236,12 @@ class ActorSystem:
             await self._closed.wait()
             return
         self._closing = True
+        self._receiver.closed = True
         me = asyncio.current_task()
         try:
             # Fail pending asks first: a handler awaiting one would otherwise hold up its
             # actor's stop until the ask's own timeout.
-            self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
+            self._pending.fail_all(self._closed_ask_error)
             cells = list(self._actors.values())
             for cell in cells:
                 cell.request_stop()
@@ -306,23 +254,19 @@ class ActorSystem:
                 if late:
                     await asyncio.wait(late)
             self._actors.clear()
-            self._fail_pending(lambda p: SystemClosedError(self._closed_ask_text(p)))
+            self._pending.fail_all(self._closed_ask_error)
         finally:
             try:
                 await self._node.close()
             finally:
                 # Event callbacks still running (including node_down callbacks fired by the
                 # node's own close) are cancelled, so no task outlives the system.
-                handler_tasks = [t for t in self._handler_tasks if t is not me]
-                for task in handler_tasks:
-                    task.cancel()
-                if handler_tasks:
-                    await asyncio.wait(handler_tasks)
+                await self._events.cancel_running()
                 self._closed.set()
                 logger.info("actor system %s closed", self._id)
 
-    def _closed_ask_text(self, pending: _PendingAsk) -> str:
-        return (
+    def _closed_ask_error(self, pending: PendingAsk) -> Exception:
+        return SystemClosedError(
             f"actor system {self._id!r} closed while waiting for a reply from "
             f"{pending.node_id}/{pending.target}"
         )
@@ -359,43 +303,10 @@ class ActorSystem:
             SystemClosedError: The system is closed.
         """
         self._check_open()
-        if not isinstance(name, str) or not name:
-            raise SpawnError(f"actor name must be a non-empty str, not {name!r}")
-        if name in self._actors:
+        if isinstance(name, str) and name in self._actors:
             raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
-        if supervision not in SUPERVISION_POLICIES:
-            raise SpawnError(
-                f"unknown supervision policy {supervision!r}; use one of "
-                f"{sorted(SUPERVISION_POLICIES)}"
-            )
-        factory: Callable[[], Actor] | None
-        if isinstance(actor, Actor):
-            instance, factory = actor, None
-            if supervision == "restart":
-                raise SpawnError(
-                    f"supervision='restart' needs a factory to build fresh instances; pass "
-                    f"{type(actor).__qualname__} (or a function) instead of an instance"
-                )
-            if instance._actor_context is not None:
-                raise SpawnError(f"{instance!r} is already spawned")
-        elif callable(actor):
-            factory = actor
-            try:
-                instance = factory()
-            except Exception as exc:
-                raise SpawnError(f"factory for actor {name!r} failed: {exc!r}") from exc
-            if not isinstance(instance, Actor):
-                raise SpawnError(
-                    f"factory for actor {name!r} returned {type(instance).__qualname__}, "
-                    "not an Actor"
-                )
-        else:
-            raise SpawnError(f"spawn() needs an Actor or a factory, not {actor!r}")
-        try:
-            type(instance)._handler_table()  # surface malformed handlers now
-        except NameError as exc:
-            raise HandlerDefinitionError(str(exc)) from exc
-        cell = ActorCell(self, name, instance, factory, supervision)
+        instance, factory = checked_spawn(name, actor, supervision)
+        cell = ActorCell(self._host, Context(self, name), instance, factory, supervision)
         self._actors[name] = cell
         cell.start()
         logger.debug("spawned %r", cell)
@@ -421,10 +332,6 @@ class ActorSystem:
         task = cell.task
         if task is not None and task is not asyncio.current_task():
             await asyncio.shield(task)
-
-    def _forget(self, cell: ActorCell) -> None:
-        if self._actors.get(cell.name) is cell:
-            del self._actors[cell.name]
 
     def ref(self, node_id: str, name: str) -> ActorRef:
         """A ref to the actor ``name`` on node ``node_id`` (this node or a peer).
@@ -472,11 +379,9 @@ class ActorSystem:
             callback: Called with the event's arguments; exceptions are logged.
 
         Raises:
-            ValueError: Unknown event name.
+            ActorUsageError: Unknown event name (it is also a `ValueError`).
         """
-        if event not in _EVENTS:
-            raise ValueError(f"unknown event {event!r}; use one of {sorted(_EVENTS)}")
-        self._handlers[event].append(callback)
+        self._events.on(event, callback)
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -509,25 +414,29 @@ class ActorSystem:
             is not connected. For several, how many of them it was handed to.
 
         Raises:
-            TypeError: ``message`` is not a `Message`.
+            SystemClosedError: The system is closed.
+            ActorUsageError: ``message`` is not a `Message` (it is also a `TypeError`).
             EncodeError: The message cannot be encoded for the wire.
             NodeError: The transport refused the packet for another reason.
         """
+        self._check_open()
         if not isinstance(message, Message):
-            raise TypeError(f"tell() needs a Message, not {type(message).__qualname__}")
+            raise ActorUsageError(f"tell() needs a Message, not {type(message).__qualname__}")
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         if type(node_id) is str:
             if node_id == self._id:
-                return self._deliver_local(name, message, sender_name, None, 0)
-            return self._send(node_id, _TELL, name, message, sender_name, None)
+                return self._deliver_local(name, message, sender_name, None)
+            packet = self._encode(node_id, name, message, sender_name, None)
+            return self._send(node_id, name, message, packet)  # type: ignore[no-any-return]
         targets = list(dict.fromkeys(node_id))
         remote = [target for target in targets if target != self._id]
         handed = 0
         if remote:
-            handed += self._send(remote, _TELL, name, message, sender_name, None)
+            packet = self._encode(remote, name, message, sender_name, None)
+            handed += self._send(remote, name, message, packet)
         if len(remote) != len(targets):
-            handed += self._deliver_local(name, message, sender_name, None, 0)
+            handed += self._deliver_local(name, message, sender_name, None)
         return handed
 
     async def ask(
@@ -552,57 +461,59 @@ class ActorSystem:
                 validation, or the actor stopped before handling it.
             NodeDownError: The node is not connected, or its connection ended while waiting.
             SystemClosedError: The system is closed or closed while waiting.
-            TypeError: ``message`` is not a `Message`.
-            ValueError: ``timeout`` is NaN.
+            ActorUsageError: ``message`` is not a `Message`, or ``timeout`` is NaN (it is
+                also a `TypeError` and a `ValueError`).
             EncodeError: The message cannot be encoded for the wire.
             NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
         if not isinstance(message, Message):
-            raise TypeError(f"ask() needs a Message, not {type(message).__qualname__}")
+            raise ActorUsageError(f"ask() needs a Message, not {type(message).__qualname__}")
         if timeout is not None and timeout != timeout:
-            raise ValueError("ask() timeout must be seconds or None, not NaN")
+            raise ActorUsageError("ask() timeout must be seconds or None, not NaN")
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
-        correlation_id = next(self._correlation_ids)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Message | None] = loop.create_future()
-        self._pending[correlation_id] = _PendingAsk(future, node_id, name)
-        timer: asyncio.TimerHandle | None = None
+        pending = self._pending
+        correlation_id, future = pending.open(asyncio.get_running_loop(), node_id, name)
         try:
             if node_id == self._id:
-                self._deliver_local(name, message, sender_name, node_id, correlation_id)
-            elif not self._send(node_id, _ASK, name, message, sender_name, correlation_id):
-                raise NodeDownError(
-                    f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to "
-                    f"{self._id!r}",
-                    node_id,
-                )
+                self._deliver_local(name, message, sender_name, _new(LocalReply, (future,)))
+            else:
+                packet = self._encode(node_id, name, message, sender_name, correlation_id)
+                if not self._send(node_id, name, message, packet):
+                    raise NodeDownError(
+                        f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to "
+                        f"{self._id!r}",
+                        node_id,
+                    )
             if timeout is not None:
-                # A timer that fails the future, rather than asyncio.timeout(): no task
-                # cancellation round trip, one handle per ask.
-                timer = loop.call_later(
-                    timeout, _expire_ask, future, node_id, name, type(message), timeout
-                )
-            return await future
+                pending.arm(correlation_id, timeout, type(message).__qualname__)
+            return await future  # type: ignore[no-any-return]
         finally:
-            if timer is not None:
-                timer.cancel()
-            del self._pending[correlation_id]
+            pending.close(correlation_id)
 
-    def _send(
+    def _encode(
         self,
         node_id: str | list[str],
-        kind: int,
         name: str,
         message: Message,
         sender_name: str | None,
         correlation_id: int | None,
-    ) -> bool | int:
-        tag, payload = encode_message(message)
-        envelope = [kind, name, tag, payload, self._id, sender_name, correlation_id]
+    ) -> list[Any]:
         try:
-            return self._node.send(node_id, envelope)
+            if correlation_id is None:
+                return tell_packet(name, message, self._id, sender_name)
+            return ask_packet(name, message, self._id, sender_name, correlation_id)
+        except EncodeError as exc:
+            raise EncodeError(
+                f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
+            ) from exc
+
+    def _send(
+        self, node_id: str | list[str], name: str, message: Message, packet: list[Any]
+    ) -> Any:
+        try:
+            return self._node.send(node_id, packet)
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
@@ -611,75 +522,28 @@ class ActorSystem:
             raise NodeError(f"{self._id!r} cannot send to {node_id}: {exc}") from exc
 
     def _deliver_local(
-        self,
-        name: str,
-        message: Message,
-        sender_name: str | None,
-        reply_node: str | None,
-        correlation_id: int,
+        self, name: str, message: Message, sender_name: str | None, reply_to: ReplyTo | None
     ) -> bool:
         cell = self._actors.get(name)
         if cell is None:
-            self._dead_letter(
+            self._dead_letters.record(
                 "unknown_actor",
                 name,
                 message.__message_tag__,
                 self._id,
                 f"no actor named {name!r} on {self._id!r}",
-                reply_node,
-                correlation_id,
+                reply_to,
             )
             return False
-        cell.put(Envelope(message, self._id, sender_name, reply_node, correlation_id))
+        cell.put(_new(Delivery, (message, self._id, sender_name, reply_to)))
         return True
 
-    # --- replies -------------------------------------------------------------------------------
-
-    def _reply(self, node_id: str, correlation_id: int, result: Message | None) -> None:
-        if node_id == self._id:
-            pending = self._pending.get(correlation_id)
-            if pending is not None and not pending.future.done():
-                pending.future.set_result(result)
-            return
-        if result is None:
-            tag, payload = None, None
-        else:
-            try:
-                tag, payload = encode_message(result)
-            except EncodeError as exc:
-                self._reply_error(node_id, correlation_id, "EncodeError", str(exc))
-                return
-        if not self._node.send(
-            node_id, [_REPLY, None, tag, payload, self._id, None, correlation_id]
-        ):
-            logger.debug("reply %d to %s dropped: not connected", correlation_id, node_id)
-
-    def _reply_error(self, node_id: str, correlation_id: int, type_name: str, text: str) -> None:
-        self._send_error(node_id, correlation_id, _ERROR_REMOTE, type_name, text)
-
-    def _send_error(
-        self, node_id: str, correlation_id: int, error_tag: str, name: str, text: str
-    ) -> None:
-        if node_id == self._id:
-            pending = self._pending.get(correlation_id)
-            if pending is not None and not pending.future.done():
-                pending.future.set_exception(_ask_error(error_tag, name, text))
-            return
-        envelope = [_ERROR, None, error_tag, [name, text], self._id, None, correlation_id]
-        if not self._node.send(node_id, envelope):
-            logger.debug("error reply %d to %s dropped: not connected", correlation_id, node_id)
-
-    def _fail_pending(self, make_error: Callable[[_PendingAsk], Exception]) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(make_error(pending))
-
-    # --- dead letters --------------------------------------------------------------------------
+    # --- counters ------------------------------------------------------------------------------
 
     @property
     def dead_letters(self) -> int:
         """How many dead letters this system has counted."""
-        return sum(self._dead_letters.values())
+        return self._dead_letters.total
 
     @property
     def pending_asks(self) -> int:
@@ -695,236 +559,34 @@ class ActorSystem:
         return SystemStats(
             actors=len(self._actors),
             pending_asks=len(self._pending),
-            dead_letters=sum(self._dead_letters.values()),
-            dead_letters_by_reason=dict(self._dead_letters),
+            dead_letters=self._dead_letters.total,
+            dead_letters_by_reason=self._dead_letters.by_reason(),
             peers=tuple(self._node.peers),
         )
 
-    def _dead_letter(
-        self,
-        reason: str,
-        target: str | None,
-        tag: str | None,
-        sender_node: str | None,
-        detail: str,
-        reply_node: str | None = None,
-        correlation_id: int | None = None,
-    ) -> None:
-        self._dead_letters[reason] += 1
-        logger.warning(
-            "dead letter on %s (%s): %s [target=%s tag=%s from=%s]",
-            self._id,
-            reason,
-            detail,
-            target,
-            tag,
-            sender_node,
-        )
-        if reply_node is not None and isinstance(correlation_id, int):
-            self._send_error(reply_node, correlation_id, _ERROR_DEAD_LETTER, reason, detail)
-        if self._handlers["dead_letter"]:
-            self._emit("dead_letter", DeadLetter(reason, target, tag, sender_node, detail))
+    # --- node events and dead letters ---------------------------------------------------------
 
-    # --- transport events ----------------------------------------------------------------------
-
-    def _on_packets(self, peer_id: str, packets: list[Any]) -> None:
-        # The hot path: well-formed tells and asks to a local actor with a known tag. A run of
-        # tells to one idle actor is handled in a single call (`ActorCell.run_tells`). Anything
-        # else, or any doubt, takes `_on_packet`, which explains what went wrong.
-        index = 0
-        count = len(packets)
-        actors = self._actors
-        while index < count and not self._closing:
-            packet = packets[index]
-            if (
-                type(packet) is list
-                and len(packet) == 7
-                and (packet[0] == _TELL or (packet[0] == _ASK and type(packet[6]) is int))
-            ):
-                try:
-                    cell = actors.get(packet[1])
-                    cls = _message_classes.get(packet[2])
-                except TypeError:  # an unhashable target or tag
-                    cell = cls = None
-                if cell is not None and cls is not None:
-                    if packet[0] == _TELL:
-                        after = cell.run_tells(peer_id, packets, index, packet[2], cls)
-                        if after != index:
-                            index = after
-                            continue
-                    if self._deliver_remote(peer_id, packet, cell, cls):
-                        index += 1
-                        continue
-            self._on_packet(peer_id, packet)
-            index += 1
-
-    def _deliver_remote(
-        self, peer_id: str, packet: list[Any], cell: ActorCell, cls: type[Message]
-    ) -> bool:
-        """Validate a well-formed tell or ask for ``cell`` and run or queue it.
-
-        Returns:
-            False when the payload does not validate (nothing was done).
-        """
-        try:
-            message = cls.__pydantic_validator__.validate_python(packet[3])
-        except ValidationError:
-            return False
-        sender_name = packet[5]
-        if type(sender_name) is not str:
-            sender_name = None
-        if packet[0] == _TELL:
-            envelope = _new_envelope(Envelope, (message, peer_id, sender_name, None, 0))
-        else:
-            envelope = _new_envelope(Envelope, (message, peer_id, sender_name, peer_id, packet[6]))
-        if not cell.run_now(envelope):
-            cell.put(envelope)
-        return True
-
-    def _on_packet(self, peer_id: str, packet: Any) -> None:
-        """The general path for one packet: replies, errors, and whatever the hot path refused
-        (unknown actor or tag, invalid payload, malformed envelope), reported as such."""
-        if self._closing:
-            return
-        try:
-            kind, target, tag, payload, _, sender_name, correlation_id = packet
-        except (TypeError, ValueError):
-            self._dead_letter(
-                "malformed_envelope", None, None, peer_id, f"not an envelope: {packet!r:.200}"
-            )
-            return
-        if kind in (_TELL, _ASK):
-            reply_node = peer_id if kind == _ASK else None
-            if reply_node is not None and type(correlation_id) is not int:
-                self._dead_letter(
-                    "malformed_envelope", None, None, peer_id, "ask without a correlation id"
-                )
-                return
-            cell = self._actors.get(target) if type(target) is str else None
-            if cell is None:
-                self._dead_letter(
-                    "unknown_actor",
-                    target if type(target) is str else repr(target),
-                    tag if type(tag) is str else None,
-                    peer_id,
-                    f"no actor named {target!r} on {self._id!r}",
-                    reply_node,
-                    correlation_id,
-                )
-                return
-            cls = message_class(tag) if type(tag) is str else None
-            if cls is None:
-                self._dead_letter(
-                    "unknown_tag",
-                    target,
-                    repr(tag),
-                    peer_id,
-                    f"no Message class with tag {tag!r} on {self._id!r}",
-                    reply_node,
-                    correlation_id,
-                )
-                return
-            try:
-                message = cls.__pydantic_validator__.validate_python(payload)
-            except ValidationError as exc:
-                self._dead_letter(
-                    "invalid_payload",
-                    target,
-                    tag,
-                    peer_id,
-                    f"payload does not validate as {cls.__qualname__}: "
-                    f"{exc.error_count()} error(s): {exc.errors()[0]['msg']}",
-                    reply_node,
-                    correlation_id,
-                )
-                return
-            sender = sender_name if type(sender_name) is str else None
-            envelope = Envelope(message, peer_id, sender, reply_node, correlation_id or 0)
-            if not cell.run_now(envelope):
-                cell.put(envelope)
-        elif kind in (_REPLY, _ERROR):
-            pending = self._pending.get(correlation_id) if type(correlation_id) is int else None
-            if pending is None or pending.node_id != peer_id or pending.future.done():
-                logger.debug("late or unexpected reply %r from %s dropped", correlation_id, peer_id)
-                return
-            if kind == _ERROR:
-                try:
-                    name, text = payload
-                    error = _ask_error(tag, str(name), str(text))
-                except (TypeError, ValueError):
-                    error = AskError(f"malformed error reply from {peer_id}: {payload!r:.200}")
-                pending.future.set_exception(error)
-                return
-            if tag is None:
-                pending.future.set_result(None)
-                return
-            reply_cls = message_class(tag) if type(tag) is str else None
-            try:
-                if reply_cls is None:
-                    raise DeadLetterError(
-                        "invalid_reply", f"no Message class with tag {tag!r} on {self._id!r}"
-                    )
-                try:
-                    reply = reply_cls.__pydantic_validator__.validate_python(payload)
-                except ValidationError as exc:
-                    raise DeadLetterError(
-                        "invalid_reply", f"reply does not validate as {reply_cls.__qualname__}"
-                    ) from exc
-            except DeadLetterError as exc:
-                self._dead_letter(exc.reason, pending.target, repr(tag), peer_id, exc.detail)
-                pending.future.set_exception(exc)
-                return
-            pending.future.set_result(reply)
-        else:
-            self._dead_letter(
-                "malformed_envelope", None, None, peer_id, f"unknown envelope kind {kind!r}"
-            )
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        if self._events.has("dead_letter"):
+            self._events.emit("dead_letter", letter)
 
     def _on_connect(self, peer_id: str, uri: str | None) -> None:
         logger.info("%s: node %s up (%s)", self._id, peer_id, uri)
         self._notify_actors(NodeUp(node_id=peer_id, uri=uri))
-        self._emit("node_up", peer_id, uri)
+        self._events.emit("node_up", peer_id, uri)
 
     def _on_disconnect(self, peer_id: str, reason: str) -> None:
         logger.info("%s: node %s down (%s)", self._id, peer_id, reason)
-        self._fail_pending_to(peer_id, reason)
+        self._pending.fail_peer(peer_id, reason, self._id)
         self._notify_actors(NodeDown(node_id=peer_id, reason=str(reason)))
-        self._emit("node_down", peer_id, reason)
-
-    def _fail_pending_to(self, peer_id: str, reason: str) -> None:
-        for pending in self._pending.values():
-            if pending.node_id == peer_id and not pending.future.done():
-                pending.future.set_exception(
-                    NodeDownError(
-                        f"node {peer_id!r} went down ({reason}) while {self._id!r} waited "
-                        f"for a reply from {peer_id}/{pending.target}",
-                        peer_id,
-                    )
-                )
+        self._events.emit("node_down", peer_id, reason)
 
     def _notify_actors(self, event: Message) -> None:
         if self._closing:
             return
         for cell in list(self._actors.values()):
             if cell.handles(type(event)):
-                cell.put(Envelope(event, None, None, None, 0))
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for callback in list(self._handlers[event]):
-            try:
-                result = callback(*args)
-            except Exception:
-                logger.exception("%s: %s callback %r failed", self._id, event, callback)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._handler_tasks.add(task)
-                task.add_done_callback(self._handler_task_done)
-
-    def _handler_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._handler_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s: event callback failed", self._id, exc_info=task.exception())
+                cell.put(new_delivery(event, None, None, None))
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else "running" if self._started else "new"
@@ -932,11 +594,3 @@ class ActorSystem:
             f"<ActorSystem {self._id} {self._node.info() or '-'} {state} "
             f"actors={len(self._actors)} peers={len(self._node.peers)}>"
         )
-
-
-def _ask_error(error_tag: Any, name: str, text: str) -> AskError:
-    if error_tag == _ERROR_DEAD_LETTER:
-        return DeadLetterError(name, text)
-    if error_tag == _ERROR_REMOTE:
-        return RemoteError(name, text)
-    return AskError(f"{error_tag}: {name}: {text}")

@@ -1,22 +1,28 @@
 """Exceptions raised by the actor layer.
 
-Every exception the `actors` package raises on purpose derives from `ActorError`, so one
+Every exception the `actors` package raises through its API derives from `ActorError`, so one
 ``except ActorError`` catches them all. Exceptions from other libraries (pydantic's
 ``ValidationError``, the transport's ``TransportError``, msgpack's errors) are translated at the
 boundary and chained with ``raise ... from exc``; the original stays available as
 ``__cause__``.
 
+The tree, grouped by cause: you misused the API (definition and usage errors, which are also the
+builtin `TypeError` / `ValueError` / `KeyError` they replace), you closed it
+(`SystemClosedError`), or something beyond the caller failed (the node, the peer, the handler).
+
 ```text
 ActorError
+├── ActorUsageError             a wrong argument type or value, unknown event, bad node options
+│                               (also ValueError and TypeError)
 ├── MessageDefinitionError      a Message class cannot be defined (also a TypeError)
 │   └── DuplicateTagError       two Message classes claim the same wire tag
 ├── HandlerDefinitionError      an @handler method has no usable message annotation (TypeError)
-├── EncodeError                 a message cannot be turned into msgpack-native values
 ├── SpawnError                  spawn() refused: duplicate name, bad factory or policy
 ├── ActorNotFoundError          stop() named an actor that is not running here (also a KeyError)
 ├── ContextError                Actor.context used before the actor was spawned
-├── NodeError                   the underlying transport node failed (start, connect)
-├── SystemClosedError           the ActorSystem is closed or closing
+├── EncodeError                 a message cannot be turned into msgpack-native values
+├── SystemClosedError           the ActorSystem is closed or closing (tell, ask, spawn, connect)
+├── NodeError                   the underlying transport node failed (start, connect, send)
 └── AskError                    an ask() did not produce a reply
     ├── RemoteError             the target's handler raised; carries type name and message
     ├── DeadLetterError         the message could not be delivered or handled
@@ -30,6 +36,7 @@ from __future__ import annotations
 __all__ = [
     "ActorError",
     "ActorNotFoundError",
+    "ActorUsageError",
     "AskError",
     "AskTimeoutError",
     "ContextError",
@@ -48,6 +55,15 @@ __all__ = [
 
 class ActorError(Exception):
     """Root of every exception raised by the `actors` package."""
+
+
+class ActorUsageError(ActorError, ValueError, TypeError):
+    """The caller misused the API: a wrong argument type or value, an unknown event name, bad
+    node options.
+
+    It is also a `ValueError` and a `TypeError`, the exceptions such misuse raised before it
+    existed, so existing ``except ValueError`` / ``except TypeError`` clauses still catch it.
+    """
 
 
 class MessageDefinitionError(ActorError, TypeError):

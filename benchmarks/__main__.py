@@ -267,14 +267,6 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
         print("== actors")
         a = run(lambda: _suite.actor_runs(cfg, "asyncio", True, progress))
         report.add("actor tell", "actors", "tell, two processes", a["tell"], "msgs/s", one)
-        report.add(
-            "actor tell tuned",
-            "actors",
-            "tell, two processes, actors.tune_gc()",
-            a["tell tuned"],
-            "msgs/s",
-            one,
-        )
         report.add("actor ask", "actors", "ask, two processes", a["ask"], "rt/s", rtt)
         report.add(
             "actor ask 1proc",
@@ -557,16 +549,6 @@ def judge(report: Report, cfg: Config) -> None:
     )
     check("actor tell >= 0.6x raw one-way", ratio("actor tell", "raw oneway 40 B"), 0.6)
     check("actor tell >= 1.5x seed one-way", ratio("actor tell", "seed-oneway"), 1.5)
-    check(
-        "actor tell with tune_gc() >= 0.5x raw one-way",
-        ratio("actor tell tuned", "raw oneway 40 B"),
-        0.5,
-    )
-    check(
-        "actor tell with tune_gc() >= 1x seed one-way",
-        ratio("actor tell tuned", "seed-oneway"),
-        1.0,
-    )
     check(
         "pipelined ask (256 in flight) >= 0.8x raw request/response",
         ratio("ask pipe 256", "raw pipe 256"),

@@ -288,7 +288,7 @@ async def _ask_run(system: Any, target: str, n: int) -> float:
 
 
 async def actor_runs(cfg: Any, loop: str, full: bool, progress: Progress) -> dict[str, float]:
-    from actors import ActorSystem, tune_gc
+    from actors import ActorSystem
 
     from ._messages import Sink
 
@@ -301,22 +301,6 @@ async def actor_runs(cfg: Any, loop: str, full: bool, progress: Progress) -> dic
         await _ask_run(system, peer, cfg.warmup // 10)
         out["ask"] = max([await _ask_run(system, peer, cfg.rtt_n) for _ in range(cfg.repeat)])
         progress(f"actor ask, two processes: {out['ask']:,.0f} round trips/s")
-    # The same with actors.tune_gc() in both processes (opt-in; undone here afterwards).
-    async with (
-        worker("actors", "--tune-gc", loop=loop) as sink,
-        ActorSystem("bench-driver") as system,
-    ):
-        previous = tune_gc()
-        try:
-            peer = await system.connect(sink.info["uris"][0])
-            await _tell_run(system, [peer], cfg.warmup)
-            out["tell tuned"] = max(
-                [await _tell_run(system, [peer], cfg.tell_n) for _ in range(cfg.repeat)]
-            )
-        finally:
-            gc.set_threshold(*previous)
-            gc.unfreeze()
-        progress(f"actor tell, two processes, tune_gc(): {out['tell tuned']:,.0f} msgs/s")
     async with ActorSystem("bench-a") as a, ActorSystem("bench-b") as b:
         b.spawn("sink", Sink())
         a.spawn("sink", Sink())

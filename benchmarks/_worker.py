@@ -131,12 +131,7 @@ def cli() -> None:
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--loop", default="asyncio")
     parser.add_argument("--lifetime", type=float, default=120.0)
-    parser.add_argument("--tune-gc", action="store_true", help="call actors.tune_gc() first")
     args = parser.parse_args()
-    if args.tune_gc:
-        from actors import tune_gc
-
-        tune_gc()
     run(lambda: main(args), args.loop)
 
 

@@ -28,12 +28,13 @@ from actor_helpers import (
 
 from actors import (
     Actor,
+    ActorUsageError,
     AskTimeoutError,
     DeadLetterError,
     RemoteError,
     handler,
 )
-from actors._system import _expire_ask
+from actors._pending import _expire_ask
 
 
 async def test_tell_reaches_the_actor(route: Route) -> None:
@@ -125,8 +126,9 @@ async def test_a_cancelled_ask_leaves_no_pending_ask_and_no_timer(route: Route) 
 
 async def test_a_nan_ask_timeout_is_refused(route: Route) -> None:
     route.host.spawn("rec", Recorder())
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ActorUsageError, match="NaN") as caught:
         await within(route.sender.ask(route.node_id, "rec", Ping(seq=1), timeout=float("nan")))
+    assert isinstance(caught.value, ValueError)  # what it raised before ActorUsageError
     assert route.sender.pending_asks == 0
 
 
@@ -260,10 +262,15 @@ async def test_supervision_stop_removes_the_actor(route: Route) -> None:
     route.host.spawn("rec", recorder, supervision="stop")
     with pytest.raises(RemoteError):
         await within(route.sender.ask(route.node_id, "rec", Boom(text="x")))
+    # The actor is removed before the failing ask is answered, so the next ask finds nobody.
+    assert "rec" not in route.host.actors
     with pytest.raises(DeadLetterError) as caught:
         await within(route.sender.ask(route.node_id, "rec", Ping(seq=1)))
-    assert caught.value.reason in {"unknown_actor", "actor_stopped"}
+    assert caught.value.reason == "unknown_actor"
     assert recorder.stopped == 1
-    assert "rec" not in route.host.actors
     assert recorder.seen == []
-    assert len(await log.wait_for(1)) >= 1
+    letters = await log.wait_for(1)
+    assert [(letter.reason, letter.target, letter.tag) for letter in letters] == [
+        ("unknown_actor", "rec", "test.Ping")
+    ]
+    assert route.host.stats().dead_letters_by_reason == {"unknown_actor": 1}

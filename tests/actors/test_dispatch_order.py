@@ -117,7 +117,7 @@ async def test_an_ask_to_a_raising_sync_handler_fails_and_supervision_restarts(
     assert [instance.mine for instance in instances] == [[1], [2]]
 
 
-# --- a whole read's packets at once (ActorSystem._on_packets, ActorCell.run_tells) ----------
+# --- a whole read's packets at once (Receiver.on_packets, ActorCell.run_tells) ----------
 # The transport hands the actor layer every packet of one socket read as one list. Runs of tells
 # to one idle actor are handled in a single call; these tests feed such lists directly, so that
 # the batch is exactly the one written here.
@@ -190,7 +190,7 @@ async def test_a_read_of_tells_runs_in_order_around_bad_packets(
         ["garbage"],
         tell_packet("noted", Step(seq=5), "d"),
     ]
-    system._on_packets("peer-x", packets)
+    system._receiver.on_packets("peer-x", packets)
     # Handled in the call itself: every target was idle and every handler is synchronous.
     assert log == [(0, "peer-x/a"), (1, None), (3, None), (4, "peer-x/c"), (5, "peer-x/d")]
     assert other == [(10, "peer-x/b")]
@@ -208,7 +208,9 @@ async def test_a_handler_that_mails_itself_mid_read_keeps_arrival_order(
     actor = Logged(log)
     system.spawn("self-mailer", actor)
     await idle(system, "self-mailer")
-    system._on_packets("peer-x", [tell_packet("self-mailer", Step(seq=n)) for n in range(4)])
+    system._receiver.on_packets(
+        "peer-x", [tell_packet("self-mailer", Step(seq=n)) for n in range(4)]
+    )
     # Step 100 was mailed while Step 1 was handled, before Steps 2 and 3 were looked at.
     await within(system.ask(system.id, "self-mailer", GetLog()))
     assert actor.mine == [0, 1, 100, 2, 3]
@@ -232,9 +234,9 @@ async def test_a_crash_mid_read_is_supervised_before_the_rest_of_the_read(
         tell_packet("noted", Step(seq=2)),
         tell_packet("noted", Step(seq=3)),
     ]
-    system._on_packets("peer-x", packets)
+    system._receiver.on_packets("peer-x", packets)
     await idle(system, "noted")
     # A handler raising in the middle of a run of one message type, the actor idle before it.
-    system._on_packets("peer-x", [tell_packet("noted", Step(seq=n)) for n in (4, -5, 6)])
+    system._receiver.on_packets("peer-x", [tell_packet("noted", Step(seq=n)) for n in (4, -5, 6)])
     await within(system.ask(system.id, "noted", GetLog()))
     assert [instance.mine for instance in instances] == [[0, 1], [2, 3, 4, -5], [6]]

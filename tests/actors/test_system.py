@@ -21,12 +21,13 @@ from actor_helpers import (
     within,
 )
 
-import actors._system
+import actors._envelope
 import transport
 from actors import (
     Actor,
     ActorNotFoundError,
     ActorSystem,
+    ActorUsageError,
     DeadLetterError,
     NodeDown,
     NodeDownError,
@@ -151,6 +152,11 @@ async def test_close_stops_actors_and_fails_pending_asks(make_system: SystemFact
         a.spawn("late", Recorder)
     with pytest.raises(SystemClosedError):
         await a.ask("closing-b", "remote", Ping(seq=1))
+    dead_before = a.dead_letters
+    for target in ("closing-a", "closing-b", ["closing-a", "closing-b"]):
+        with pytest.raises(SystemClosedError):
+            a.tell(target, "local", Ping(seq=1))  # type: ignore[call-overload]
+    assert a.dead_letters == dead_before  # refused, not counted as dead letters
     await within(a.close())  # idempotent
 
 
@@ -191,8 +197,9 @@ async def test_node_up_and_down_reach_callbacks_and_actors(make_system: SystemFa
     a.spawn("watcher", watcher)
     a.on("node_up", on_up)
     a.on("node_down", on_down)
-    with pytest.raises(ValueError, match="unknown event"):
+    with pytest.raises(ActorUsageError, match="unknown event") as caught:
         a.on("node_sideways", on_up)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError)  # what it raised before ActorUsageError
     await connect(a, b)
     await wait_until(lambda: len(watcher.events) == 1 and len(sync_events) == 1, changed)
     assert sync_events == [("up", "events-b")]
@@ -264,8 +271,20 @@ async def test_reply_that_is_not_a_message_is_a_remote_type_error(
 
 async def test_tell_refuses_non_messages(make_system: SystemFactory) -> None:
     a = await make_system("typed")
-    with pytest.raises(TypeError, match="Message"):
+    with pytest.raises(ActorUsageError, match="Message") as caught:
         a.tell("typed", "x", {"seq": 1})  # type: ignore[call-overload]
+    assert isinstance(caught.value, TypeError)  # what it raised before ActorUsageError
+    with pytest.raises(ActorUsageError, match="Message"):
+        await a.ask("typed", "x", {"seq": 1})  # type: ignore[arg-type]
+
+
+def test_bad_node_options_are_actor_usage_errors_chained_to_the_transport() -> None:
+    with pytest.raises(ActorUsageError) as caught:
+        ActorSystem("open", host="0.0.0.0")  # a non-loopback bind without a cookie
+    assert isinstance(caught.value.__cause__, transport.TransportError)
+    with pytest.raises(ActorUsageError) as caught:
+        ActorSystem("typo", heartbeat_intervall=1.0)
+    assert isinstance(caught.value.__cause__, TypeError)
 
 
 async def test_connect_failure_is_a_node_error_chained_to_the_transport_error(
@@ -298,12 +317,12 @@ async def test_bad_packets_are_dead_letters_and_the_node_keeps_working(
     got_reply = asyncio.Event()
 
     def on_raw(peer_id: str, packet: Any) -> None:
-        if packet[0] == actors._system.EnvelopeKind.ERROR:
+        if packet[0] == actors.EnvelopeKind.ERROR:
             raw_replies.append(packet)
             got_reply.set()
 
     a.node.on("message", on_raw)
-    tell, ask = actors._system.EnvelopeKind.TELL, actors._system.EnvelopeKind.ASK
+    tell, ask = actors.EnvelopeKind.TELL, actors.EnvelopeKind.ASK
     bad_packets = [
         [tell, "rec", "test.Ping", {"seq": "not a number"}, "raw-a", None, None],
         [tell, "rec", "no.such.tag", {}, "raw-a", None, None],
@@ -344,19 +363,19 @@ async def test_ask_with_an_invalid_payload_fails_with_a_dead_letter_error(
     b = await make_system("strict-b")
     await connect(a, b)
     b.spawn("rec", Recorder)
-    real_encode = actors._system.encode_message
+    real_encode = actors._envelope.encode_message
 
     def corrupting_encode(message: Any) -> tuple[str, Any]:
         tag, _ = real_encode(message)
         return tag, {"seq": "garbage"}
 
-    original = actors._system.encode_message
-    actors._system.encode_message = corrupting_encode  # type: ignore[assignment]
+    original = actors._envelope.encode_message
+    actors._envelope.encode_message = corrupting_encode  # type: ignore[assignment]
     try:
         with pytest.raises(DeadLetterError) as caught:
             await within(a.ask("strict-b", "rec", Ping(seq=1)))
     finally:
-        actors._system.encode_message = original
+        actors._envelope.encode_message = original
     assert caught.value.reason == "invalid_payload"
     assert b.stats().dead_letters_by_reason == {"invalid_payload": 1}
 
@@ -377,7 +396,7 @@ async def test_multi_dispatch_encodes_once_and_reaches_every_node(
         await connect(a, peer)
 
     encodes: list[Any] = []
-    real_encode = actors._system.encode_message
+    real_encode = actors._envelope.encode_message
 
     def counting_encode(message: Any) -> tuple[str, Any]:
         encodes.append(message)
@@ -390,7 +409,7 @@ async def test_multi_dispatch_encodes_once_and_reaches_every_node(
         sends.append(peer)
         return real_send(peer, packet)
 
-    monkeypatch.setattr(actors._system, "encode_message", counting_encode)
+    monkeypatch.setattr(actors._envelope, "encode_message", counting_encode)
     monkeypatch.setattr(a.node, "send", counting_send)
 
     handed = a.tell(["md-b", "md-c", "md-d", "md-a"], "counter", Ping(seq=1))
