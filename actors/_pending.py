@@ -1,9 +1,9 @@
 """The pending-ask table: correlation ids, the futures waiting on them, and their deadlines.
 
-An ask takes an id and a future with `PendingAsks.open`, arms its timeout with `arm`, and gives
-the entry back with `close` however it ended. The receive path finds the entry for a reply with
-`waiting`; a lost peer fails its entries with `fail_peer`, and closing the system fails all of
-them with `fail_all`.
+An ask takes an id and a future (and, with a timeout, a place in its timeout's queue) with
+`PendingAsks.open`, and gives the entry back with `close` however it ended. The receive path
+finds the entry for a reply with `waiting`; a lost peer fails its entries with `fail_peer`, and
+closing the system fails all of them with `fail_all`.
 
 Timeouts cost no timer per ask: the asks that share a timeout value wait in one queue, oldest
 first, under one timer (see `_Deadlines`).
@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import count
-from typing import Any
+from typing import Any, NamedTuple
 
 from actors.errors import AskTimeoutError, NodeDownError
 
 __all__ = ["PendingAsk", "PendingAsks"]
 
 
-@dataclass(slots=True)
-class PendingAsk:
-    """One ask waiting for its answer.
+class PendingAsk(NamedTuple):
+    """One ask waiting for its answer (built with ``tuple.__new__`` on the hot path).
 
     Attributes:
         future: Resolved with the reply, or failed with the error.
         node_id: The node asked (a reply from any other node is ignored).
         target: The actor asked, for error messages.
-        timeout: The ask's timeout in seconds, once armed (None: it waits forever).
-        deadline: When it times out, in the event loop's clock, once armed.
+        timeout: The ask's timeout in seconds (None: it waits forever).
+        deadline: When it times out, in the event loop's clock (0.0 without a timeout).
         type_name: The message's class name, for the timeout's error message.
     """
 
@@ -41,6 +39,9 @@ class PendingAsk:
     timeout: float | None = None
     deadline: float = 0.0
     type_name: str = ""
+
+
+_new = tuple.__new__
 
 
 class _Deadlines:
@@ -80,36 +81,40 @@ class PendingAsks:
         return sum(len(queue.entries) for queue in self._deadlines.values())
 
     def open(
-        self, loop: asyncio.AbstractEventLoop, node_id: str, target: str
+        self,
+        loop: asyncio.AbstractEventLoop,
+        node_id: str,
+        target: str,
+        timeout: float | None = None,
+        type_name: str = "Message",
     ) -> tuple[int, asyncio.Future[Any]]:
         """Register a new ask to ``node_id``/``target``.
+
+        With a ``timeout``, the ask fails with `AskTimeoutError` if it has no answer within
+        that many seconds. It gets no timer of its own: it joins the queue of asks with the
+        same timeout (see `_Deadlines`), whose single timer fails the future (rather than
+        ``asyncio.timeout()``: no task cancellation round trip either).
 
         Returns:
             Its correlation id and the future its answer resolves.
         """
         correlation_id = next(self._ids)
         future: asyncio.Future[Any] = loop.create_future()
-        self._entries[correlation_id] = PendingAsk(future, node_id, target)
-        return correlation_id, future
-
-    def arm(self, correlation_id: int, timeout: float, type_name: str) -> None:
-        """Fail the ask with `AskTimeoutError` if it has no answer within ``timeout`` seconds.
-
-        No timer of its own: the ask joins the queue of asks with the same timeout (see
-        `_Deadlines`), whose single timer fails the future, rather than ``asyncio.timeout()``
-        (no task cancellation round trip either).
-        """
-        entry = self._entries[correlation_id]
-        loop = entry.future.get_loop()
-        entry.timeout = timeout
-        entry.deadline = loop.time() + timeout
-        entry.type_name = type_name
+        if timeout is None:
+            # tuple.__new__ applies no defaults: every field is given.
+            entry = _new(PendingAsk, (future, node_id, target, None, 0.0, type_name))
+            self._entries[correlation_id] = entry
+            return correlation_id, future
+        deadline = loop.time() + timeout
+        entry = _new(PendingAsk, (future, node_id, target, timeout, deadline, type_name))
+        self._entries[correlation_id] = entry
         queue = self._deadlines.get(timeout)
         if queue is None:
             queue = self._deadlines[timeout] = _Deadlines()
         queue.entries[correlation_id] = entry
         if queue.timer is None:
-            queue.timer = loop.call_at(entry.deadline, self._expire, timeout, loop)
+            queue.timer = loop.call_at(deadline, self._expire, timeout, loop)
+        return correlation_id, future
 
     def close(self, correlation_id: int) -> None:
         """Forget the ask, however it ended."""

@@ -90,9 +90,10 @@ class Receiver:
     def on_packets(self, peer_id: str, packets: list[Any]) -> None:
         """Take one read's packets from ``peer_id``, in order.
 
-        The hot path: well-formed tells and asks to a local actor with a known tag. A run of
-        tells to one idle actor is handled in a single call (`Inbox.run_tells`). Anything else,
-        or any doubt, takes the general path, which explains what went wrong.
+        The hot path: well-formed tells and asks to a local actor with a known tag, and replies
+        to our asks. A run of tells to one idle actor is handled in a single call
+        (`Inbox.run_tells`). Anything else, or any doubt, takes the general path, which explains
+        what went wrong.
         """
         index = 0
         count = len(packets)
@@ -120,6 +121,11 @@ class Receiver:
                 ):
                     index += 1
                     continue
+            elif type(envelope) is Reply:
+                # An answer to one of our asks: straight to its future.
+                self._reply(peer_id, envelope)
+                index += 1
+                continue
             self._route(peer_id, envelope)
             index += 1
 
@@ -213,8 +219,11 @@ class Receiver:
         return pending
 
     def _reply(self, peer_id: str, envelope: Reply) -> None:
-        pending = self._waiting(peer_id, envelope.correlation_id)
+        pending = self._pending.waiting(envelope.correlation_id, peer_id)
         if pending is None:
+            logger.debug(
+                "late or unexpected answer %r from %s dropped", envelope.correlation_id, peer_id
+            )
             return
         tag = envelope.tag
         if tag is None:

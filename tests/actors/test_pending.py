@@ -13,10 +13,7 @@ from actors.errors import AskTimeoutError
 
 def _open(table: PendingAsks, timeout: float | None, target: str = "sink") -> tuple[int, Any]:
     loop = asyncio.get_running_loop()
-    correlation_id, future = table.open(loop, "node-b", target)
-    if timeout is not None:
-        table.arm(correlation_id, timeout, "Ping")
-    return correlation_id, future
+    return table.open(loop, "node-b", target, timeout, "Ping")
 
 
 async def _failed(future: asyncio.Future[object]) -> BaseException:
