@@ -26,8 +26,11 @@ from .errors import (
     FrameTooLarge,
     HandshakeError,
     NodeStateError,
+    PacketTooLarge,
+    PeerError,
     ProtocolError,
     TransportError,
+    UsageError,
 )
 
 __all__ = [
@@ -42,8 +45,11 @@ __all__ = [
     "HandshakeError",
     "Node",
     "NodeStateError",
+    "PacketTooLarge",
+    "PeerError",
     "ProtocolError",
     "TransportError",
+    "UsageError",
     "parse_uri",
 ]
 

@@ -1,9 +1,21 @@
-"""Sans-I/O state of one connection: where it stands, its buffers and its session timers."""
+"""Sans-I/O state of one connection: where it stands, its buffers and its session timers.
+
+The life of a connection is a small state machine. Every change of state goes through
+:meth:`transport._core.NodeCore._transition`, which checks it against :data:`TRANSITIONS` and
+runs the clean-up that belongs to the state entered (h11's ``_state.py`` rule: one function,
+one table)::
+
+    HANDSHAKE ──> AWAIT_CLAIM  (decider: authenticated, waits for the follower's claim) ─┐
+        │    └──> AWAIT_COMMIT (follower: claim sent, waits for the decider's commit) ───┤
+        │                                                                              v
+        └───────────────────────────────> CLOSED <────────────────────────────────── UP
+
+Any state but CLOSED may go to CLOSED; CLOSED is final.
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
 
 from ._frames import FrameDecoder, encode_frame
 from ._handshake import Handshake, PeerIdentity
@@ -14,6 +26,7 @@ __all__ = [
     "TAG_GOODBYE",
     "TAG_HEARTBEAT",
     "TAG_KEEP",
+    "TRANSITIONS",
     "Connection",
     "ConnectionState",
 ]
@@ -37,8 +50,20 @@ class ConnectionState(IntEnum):
     CLOSED = 4
 
 
+TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
+    ConnectionState.HANDSHAKE: frozenset(
+        {ConnectionState.AWAIT_CLAIM, ConnectionState.AWAIT_COMMIT, ConnectionState.CLOSED}
+    ),
+    ConnectionState.AWAIT_CLAIM: frozenset({ConnectionState.UP, ConnectionState.CLOSED}),
+    ConnectionState.AWAIT_COMMIT: frozenset({ConnectionState.UP, ConnectionState.CLOSED}),
+    ConnectionState.UP: frozenset({ConnectionState.CLOSED}),
+    ConnectionState.CLOSED: frozenset(),
+}
+"""The allowed changes of state: ``TRANSITIONS[current]`` is the set of states it may enter."""
+
+
 class Connection:
-    """One TCP connection as the core sees it (the shell attaches its transport)."""
+    """One TCP connection as the core sees it; the shell names it by its ``handle``."""
 
     __slots__ = (
         "claim_seq",
@@ -61,7 +86,6 @@ class Connection:
         "sent",
         "settled",
         "state",
-        "transport",
     )
 
     def __init__(self, handle: int, handshake: Handshake, decoder: FrameDecoder, now: float):
@@ -85,7 +109,6 @@ class Connection:
         self.remote_keeps = False
         self.settled = False
         self.dialed_uri: str | None = None
-        self.transport: Any = None
 
     @property
     def dialer(self) -> bool:

@@ -1,18 +1,21 @@
 """Sans-I/O node core: connections, connection dedup, heartbeats and reconnect queues.
 
 :class:`NodeCore` is the whole protocol of one node without sockets, clocks or randomness:
-the caller passes the time into every call, draws nonces through ``nonce_factory``, feeds
-received bytes with :meth:`NodeCore.receive_data`, and after every call
+the caller passes the time into every call and draws nonces through ``nonce_factory``. The
+caller names connections by the integer handle :meth:`NodeCore.open` returns, feeds received
+bytes with :meth:`NodeCore.receive_data`, and after every call
 
-* writes each dirty connection's :meth:`NodeCore.take_output` to its socket (and closes the
-  socket when :attr:`Connection.closing` is set), and
-* dispatches :meth:`NodeCore.take_events`.
+* dispatches :meth:`NodeCore.take_events`, then
+* writes each :class:`~transport._events.Output` of :meth:`NodeCore.take_output` to the socket
+  of its handle, closing the socket after it when ``close`` is set.
 
 The asyncio shell in :mod:`transport._node` does exactly that; the deterministic simulation
 in the tests does it with an in-memory network.
 
 Dedup: the decider's rule is :func:`transport._dedup.judge_claim`; the follower marks a
 connection up only when the decider's ``commit`` arrives, so ``connect`` fires once per side.
+Every change of a connection's state goes through :meth:`NodeCore._transition` (see
+:mod:`transport._connection` for the table).
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import logging
 import reprlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from ._config import NodeConfig
 from ._connection import (
     HEARTBEAT_FRAME,
     TAG_DATA,
     TAG_GOODBYE,
     TAG_HEARTBEAT,
     TAG_KEEP,
+    TRANSITIONS,
     Connection,
     ConnectionState,
 )
@@ -37,12 +41,13 @@ from ._dedup import Claim, Committed, Verdict, judge_claim
 from ._events import (
     DialOutcome,
     Event,
+    Output,
     PacketsReceived,
     PeerConnected,
     PeerDisconnected,
     RedialNeeded,
 )
-from ._frames import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from ._frames import FrameDecoder, encode_frame
 from ._handshake import (
     Handshake,
     HandshakeState,
@@ -53,25 +58,11 @@ from ._handshake import (
 )
 from .errors import HandshakeError, ProtocolError, TransportError
 
-__all__ = ["CoreConfig", "NodeCore"]
+__all__ = ["NodeCore"]
 
 logger = logging.getLogger("transport")
 
 _RETIRED_INCARNATIONS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class CoreConfig:
-    """Limits and timings of one node (all times in seconds)."""
-
-    heartbeat_interval: float = 1.0
-    heartbeat_timeout: float = 5.0
-    handshake_timeout: float = 5.0
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    max_pending_handshakes: int = 64
-    queue_max_packets: int = 10_000
-    queue_max_bytes: int = 16 * 1024 * 1024
-    high_water: int = 4 * 1024 * 1024
 
 
 class _PeerRecord:
@@ -99,7 +90,7 @@ class NodeCore:
     def __init__(
         self,
         local: LocalIdentity,
-        config: CoreConfig,
+        config: NodeConfig,
         cookie: bytes | None,
         nonce_factory: Callable[[], bytes],
     ) -> None:
@@ -114,8 +105,8 @@ class NodeCore:
         self.up: dict[str, Connection] = {}
         self._records: dict[str, _PeerRecord] = {}
         self._retired: dict[str, deque[int]] = {}
-        self.dirty: list[Connection] = []
-        self.events: list[Event] = []
+        self._dirty: list[Connection] = []
+        self._events: list[Event] = []
         self.closed = False
 
     # -- inspection ---------------------------------------------------------------------------
@@ -124,6 +115,34 @@ class NodeCore:
     def peers(self) -> list[str]:
         """Ids of peers with an up connection."""
         return list(self.up)
+
+    def is_up(self, peer_id: str) -> bool:
+        """True when ``peer_id`` has an up connection."""
+        return peer_id in self.up
+
+    def connection(self, handle: int) -> Connection | None:
+        """The connection named ``handle`` while the core tracks it (for inspection)."""
+        return self.connections.get(handle)
+
+    def handle_of(self, peer_id: str) -> int | None:
+        """The handle of ``peer_id``'s up connection, if any."""
+        conn = self.up.get(peer_id)
+        return None if conn is None else conn.handle
+
+    @property
+    def opened(self) -> int:
+        """How many connections were ever opened (each got the next handle)."""
+        return self._next_handle
+
+    @property
+    def handles(self) -> list[int]:
+        """Handles of every connection the core tracks (until its socket is lost)."""
+        return list(self.connections)
+
+    def backed_up(self, peer_id: str) -> bool:
+        """True while ``peer_id``'s up connection holds unwritten bytes or is paused."""
+        conn = self.up.get(peer_id)
+        return conn is not None and (conn.paused or bool(conn.outbox))
 
     @property
     def pending_handshakes(self) -> int:
@@ -151,30 +170,44 @@ class NodeCore:
 
     # -- output ---------------------------------------------------------------------------------
 
+    @property
+    def has_events(self) -> bool:
+        """True when :meth:`take_events` would return something."""
+        return bool(self._events)
+
+    @property
+    def has_output(self) -> bool:
+        """True when :meth:`take_output` would return something."""
+        return bool(self._dirty)
+
     def take_events(self) -> list[Event]:
         """Return and forget the events produced since the last call."""
-        events = self.events
-        self.events = []
+        events = self._events
+        self._events = []
         return events
 
-    def take_dirty(self) -> list[Connection]:
-        """Return and forget the connections with output to write or a close to perform."""
-        dirty = self.dirty
-        self.dirty = []
+    def take_output(self) -> list[Output]:
+        """Return and forget the bytes to write and the closes to perform, per connection."""
+        dirty = self._dirty
+        if not dirty:
+            return []
+        self._dirty = []
+        outputs = []
         for conn in dirty:
             conn.dirty = False
-        return dirty
-
-    @staticmethod
-    def take_output(conn: Connection) -> bytes:
-        """Return and forget the bytes queued for ``conn``."""
-        if not conn.outbox:
-            return b""
-        data = conn.outbox[0] if len(conn.outbox) == 1 else b"".join(conn.outbox)
-        conn.outbox = []
-        conn.outbox_bytes = 0
-        conn.sent = True  # for the heartbeat: this connection was not silent
-        return data
+            outbox = conn.outbox
+            if outbox:
+                data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+                conn.outbox = []
+                conn.outbox_bytes = 0
+                # For the heartbeat: this connection was not silent. A lone heartbeat does not
+                # count, or each beat would push the next one a tick later.
+                if data is not HEARTBEAT_FRAME:
+                    conn.sent = True
+            else:
+                data = b""
+            outputs.append(Output(conn.handle, data, conn.closing))
+        return outputs
 
     def _write(self, conn: Connection, frame: bytes) -> None:
         conn.outbox.append(frame)
@@ -182,15 +215,19 @@ class NodeCore:
         conn.sent = True
         if not conn.dirty:
             conn.dirty = True
-            self.dirty.append(conn)
+            self._dirty.append(conn)
 
     def _write_body(self, conn: Connection, body: Any) -> None:
         self._write(conn, encode_frame(body))
 
     # -- connection life --------------------------------------------------------------------------
 
-    def open(self, *, dialer: bool, now: float, uri: str | None = None) -> Connection:
-        """Register a new connection; a dialer's hello is queued at once.
+    def set_identity(self, local: LocalIdentity) -> None:
+        """Announce ``local`` in every later hello (the shell sets it once it listens)."""
+        self.local = local
+
+    def open(self, *, dialer: bool, now: float, uri: str | None = None) -> int:
+        """Register a new connection and return its handle; a dialer's hello is queued at once.
 
         A listener past ``max_pending_handshakes`` gets a connection that is already closing
         with a ``busy`` reject.
@@ -204,32 +241,37 @@ class NodeCore:
         self._next_handle += 1
         conn.deadline = now + self.config.handshake_timeout
         conn.dialed_uri = uri
+        self.connections[conn.handle] = conn
         if self.closed:
-            conn.state = ConnectionState.CLOSED
-            self._request_close(conn)
-            return conn
-        if not dialer and self.pending_handshakes >= self.config.max_pending_handshakes:
+            self._transition(
+                conn,
+                ConnectionState.CLOSED,
+                reason="failed",
+                error=HandshakeError("node is closing", code=RejectCode.CLOSING),
+                redial=False,
+            )
+            return conn.handle
+        if not dialer and self.pending_handshakes > self.config.max_pending_handshakes:
             logger.warning(
                 "node %s: refusing a connection: %d handshakes already pending",
                 self.local.node_id,
                 self.config.max_pending_handshakes,
             )
-            conn.state = ConnectionState.CLOSED
             self._write_body(conn, reject_body(RejectCode.BUSY, "too many pending handshakes"))
-            self._request_close(conn)
-            return conn
-        self.connections[conn.handle] = conn
+            self._transition(conn, ConnectionState.CLOSED, reason="busy")
+            return conn.handle
         for body in handshake.initiate():
             self._write_body(conn, body)
-        return conn
+        return conn.handle
 
-    def receive_data(self, conn: Connection, data: bytes | memoryview, now: float) -> None:
-        """Feed bytes received on ``conn``.
+    def receive_data(self, handle: int, data: bytes | memoryview, now: float) -> None:
+        """Feed bytes received on connection ``handle``.
 
         The complete frames before a malformed one are still handled, in order; then the
         connection fails.
         """
-        if conn.state is ConnectionState.CLOSED:
+        conn = self.connections.get(handle)
+        if conn is None or conn.state is ConnectionState.CLOSED:
             return
         decoder = conn.decoder
         bodies = decoder.feed(data)
@@ -243,9 +285,6 @@ class NodeCore:
             self._fail(conn, decoder.error)  # a no-op when the bodies closed it already
 
     def _receive_bodies(self, conn: Connection, bodies: list[Any], now: float) -> None:
-        if conn.state is ConnectionState.UP:
-            self._receive_up(conn, bodies, 0)
-            return
         for index, body in enumerate(bodies):
             try:
                 state = self._receive_setup(conn, body, now)
@@ -258,22 +297,31 @@ class NodeCore:
             if state is ConnectionState.CLOSED:
                 return
 
-    def connection_lost(self, conn: Connection, now: float) -> None:
-        """The socket of ``conn`` closed (EOF, reset, or after a requested close)."""
-        if conn.state is not ConnectionState.CLOSED:
-            if conn.state is ConnectionState.UP:
-                self._close(conn, "lost")
-            else:
-                error: TransportError = HandshakeError(
-                    "connection closed during the handshake", code=RejectCode.PROTOCOL
-                )
-                self._fail(conn, error, send_reject=False)
+    def connection_lost(self, handle: int, now: float) -> None:
+        """The socket of ``handle`` closed (EOF, reset, or after a requested close)."""
+        conn = self.connections.pop(handle, None)
+        if conn is None:
+            return
+        if conn.state is ConnectionState.UP:
+            self._close(conn, "lost")
+        elif conn.state is not ConnectionState.CLOSED:
+            error = HandshakeError(
+                "connection closed during the handshake", code=RejectCode.PROTOCOL
+            )
+            self._fail(conn, error, send_reject=False)
         conn.closing = True
-        self.connections.pop(conn.handle, None)
 
-    def abort(self, conn: Connection, error: TransportError) -> None:
-        """Fail ``conn`` for a reason found outside the core (a TLS error); nothing is sent."""
-        self._fail(conn, error, send_reject=False)
+    def abort(self, handle: int, error: TransportError) -> None:
+        """Fail ``handle`` for a reason found outside the core (a TLS error); nothing is sent."""
+        conn = self.connections.get(handle)
+        if conn is not None:
+            self._fail(conn, error, send_reject=False)
+
+    def set_paused(self, handle: int, paused: bool) -> None:
+        """The shell reports its socket buffer crossing the high (True) or low (False) mark."""
+        conn = self.connections.get(handle)
+        if conn is not None:
+            conn.paused = paused
 
     def tick(self, now: float) -> None:
         """Advance time: handshake deadlines, heartbeats, silent peers."""
@@ -323,7 +371,7 @@ class NodeCore:
             conn.outbox_bytes += len(frame)
             if not conn.dirty:
                 conn.dirty = True
-                self.dirty.append(conn)
+                self._dirty.append(conn)
             return True
         record = self._records.get(peer_id)
         if record is None or not record.kept:
@@ -339,6 +387,9 @@ class NodeCore:
 
     def keep(self, peer_id: str, flag: bool, uri: str | None = None) -> bool:
         """Mark ``peer_id`` kept (re-dialed on loss) or not; ``uri`` updates where to dial.
+
+        The peer hears of the change; a connection that neither side keeps any more is
+        closed by the side that learns it (reason ``unwanted`` on both sides).
 
         Returns:
             False, and nothing changes, when asked to keep a peer whose uri is unknown.
@@ -363,7 +414,7 @@ class NodeCore:
             if conn is None:
                 del self._records[peer_id]
         elif conn is None and changed and record.uri is not None:
-            self.events.append(RedialNeeded(peer_id, record.uri))
+            self._events.append(RedialNeeded(peer_id, record.uri))
         return True
 
     def disconnect(self, peer_id: str) -> bool:
@@ -372,16 +423,20 @@ class NodeCore:
         Returns:
             True when a connection was up.
         """
-        self.keep(peer_id, False)
-        self._records.pop(peer_id, None)
+        record = self._records.pop(peer_id, None)
+        if record is not None:
+            record.kept = False
         conn = self.up.get(peer_id)
         for other in list(self.connections.values()):
-            if other is not conn and other.handshake.peer_id == peer_id:
+            if (
+                other is not conn
+                and other.state is not ConnectionState.CLOSED
+                and other.handshake.peer_id == peer_id
+            ):
                 self._fail(other, HandshakeError("disconnected by the user", code="closing"))
         if conn is None:
             return False
-        self._write_body(conn, [TAG_GOODBYE, "closed"])
-        self._close(conn, "closed")
+        self._close(conn, "closed", send_goodbye=True)
         return True
 
     def close(self) -> None:
@@ -391,15 +446,10 @@ class NodeCore:
             record.kept = False
         for conn in list(self.connections.values()):
             if conn.state is ConnectionState.UP:
-                self._write_body(conn, [TAG_GOODBYE, "closed"])
-                self._close(conn, "closed")
+                self._close(conn, "closed", send_goodbye=True)
             elif conn.state is not ConnectionState.CLOSED:
                 self._fail(conn, HandshakeError("node is closing", code=RejectCode.CLOSING))
         self._records.clear()
-
-    def set_paused(self, conn: Connection, paused: bool) -> None:
-        """The shell reports its socket buffer crossing the high (True) or low (False) mark."""
-        conn.paused = paused
 
     # -- receiving --------------------------------------------------------------------------------
 
@@ -416,31 +466,63 @@ class NodeCore:
                 append(body[1])
                 continue
             if packets:
-                self.events.append(PacketsReceived(peer_id, packets))
+                self._events.append(PacketsReceived(peer_id, packets))
                 packets = []
                 append = packets.append
             self._receive_control(conn, body)
             if conn.state is ConnectionState.CLOSED:
                 return
         if packets:
-            self.events.append(PacketsReceived(peer_id, packets))
+            self._events.append(PacketsReceived(peer_id, packets))
 
     def _receive_control(self, conn: Connection, body: Any) -> None:
-        if type(body) is not list or not body or type(body[0]) is not int:
-            self._fail(
-                conn, ProtocolError(f"malformed frame after handshake: {reprlib.repr(body)}")
+        """Dispatch one control frame of an up connection through :data:`_CONTROL`."""
+        if type(body) is list and body and type(body[0]) is int:
+            entry = _CONTROL.get(body[0])
+            if entry is not None and len(body) == entry[0]:
+                entry[1](self, conn, body)
+                return
+            self._fail(conn, ProtocolError(f"unknown control frame: {reprlib.repr(body)}"))
+            return
+        if type(body) is dict and body.get("op") == "reject":
+            # The peer failed this connection before the decider's commit reached it (it
+            # disconnected or closed meanwhile): it is gone, not misbehaving.
+            self._on_late_reject(conn, body)
+            return
+        self._fail(conn, ProtocolError(f"malformed frame after handshake: {reprlib.repr(body)}"))
+
+    def _on_heartbeat(self, conn: Connection, body: list[Any]) -> None:
+        return  # receiving anything counts as life; see tick()
+
+    def _on_keep(self, conn: Connection, body: list[Any]) -> None:
+        keep = body[1]
+        if type(keep) is not bool:
+            self._fail(conn, ProtocolError(f"malformed keep frame: {reprlib.repr(body)}"))
+            return
+        conn.remote_keeps = keep
+        peer = conn.peer
+        assert peer is not None
+        if not keep and not self.is_kept(peer.node_id):
+            logger.info(
+                "node %s: neither side keeps %s any more, closing it",
+                self.local.node_id,
+                peer.node_id,
             )
-            return
-        tag = body[0]
-        if tag == TAG_HEARTBEAT and len(body) == 1:
-            return
-        if tag == TAG_KEEP and len(body) == 2 and type(body[1]) is bool:
-            conn.remote_keeps = body[1]
-            return
-        if tag == TAG_GOODBYE and len(body) == 2:
-            self._close(conn, "closed")
-            return
-        self._fail(conn, ProtocolError(f"unknown control frame: {reprlib.repr(body)}"))
+            self._close(conn, "unwanted", send_goodbye=True)
+
+    def _on_goodbye(self, conn: Connection, body: list[Any]) -> None:
+        self._close(conn, "unwanted" if body[1] == "unwanted" else "closed")
+
+    def _on_late_reject(self, conn: Connection, body: dict[str, Any]) -> None:
+        error = error_for_reject(body)
+        reason = "closed" if error.code == RejectCode.CLOSING else "lost"
+        logger.info(
+            "node %s: %s ended the connection before the commit arrived: %s",
+            self.local.node_id,
+            conn.peer.node_id if conn.peer else "?",
+            error,
+        )
+        self._close(conn, reason)
 
     def _receive_setup(self, conn: Connection, body: Any, now: float) -> ConnectionState:
         """Handle one handshake/claim/commit body; return the connection's new state."""
@@ -457,10 +539,7 @@ class NodeCore:
         if op == "reject":
             error = error_for_reject(body)
             if error.code == RejectCode.DUPLICATE:
-                self._settle(conn, None)
-                conn.state = ConnectionState.CLOSED
-                conn.close_reason = "duplicate"
-                self._request_close(conn)
+                self._transition(conn, ConnectionState.CLOSED, reason="duplicate")
                 return conn.state
             raise error
         if conn.state is ConnectionState.AWAIT_CLAIM and op == "claim":
@@ -479,7 +558,7 @@ class NodeCore:
         if retired is not None and peer.incarnation in retired:
             raise HandshakeError("stale incarnation", code=RejectCode.STALE)
         if self.local.node_id < peer.node_id:
-            conn.state = ConnectionState.AWAIT_CLAIM
+            self._transition(conn, ConnectionState.AWAIT_CLAIM)
             return
         self._claim_seq += 1
         conn.claim_seq = self._claim_seq
@@ -500,7 +579,7 @@ class NodeCore:
                 "keep": self.is_kept(peer.node_id),
             },
         )
-        conn.state = ConnectionState.AWAIT_COMMIT
+        self._transition(conn, ConnectionState.AWAIT_COMMIT)
 
     def _on_claim(self, conn: Connection, claim: dict[str, Any]) -> None:
         seq = claim.get("seq")
@@ -525,20 +604,12 @@ class NodeCore:
         verdict = judge_claim(committed, Claim(peer.incarnation, seq, alive))
         if verdict is Verdict.DUPLICATE:
             self._write_body(conn, reject_body(RejectCode.DUPLICATE, "a connection is already up"))
-            self._settle(conn, None)
-            conn.state = ConnectionState.CLOSED
-            conn.close_reason = "duplicate"
-            self._request_close(conn)
+            self._transition(conn, ConnectionState.CLOSED, reason="duplicate")
             return
         if old is not None:
-            assert old.peer is not None
-            if verdict is Verdict.REPLACE_RESTARTED:
-                self._retire(peer.node_id, old.peer.incarnation)
-                self._close(old, "restarted", send_goodbye=True, redial=False)
-            else:
-                self._close(old, "lost", redial=False)
+            self._replace(old, restarted=verdict is Verdict.REPLACE_RESTARTED)
         self._write_body(conn, {"op": "commit", "keep": self.is_kept(peer.node_id)})
-        self._mark_up(conn)
+        self._transition(conn, ConnectionState.UP)
 
     def _on_commit(self, conn: Connection, commit: dict[str, Any]) -> None:
         keep = commit.get("keep")
@@ -550,21 +621,67 @@ class NodeCore:
         old = self.up.get(peer.node_id)
         if old is not None:
             assert old.peer is not None
-            if old.peer.incarnation != peer.incarnation:
-                self._retire(peer.node_id, old.peer.incarnation)
-                self._close(old, "restarted", send_goodbye=True, redial=False)
-            else:
-                self._close(old, "lost", redial=False)
-        self._mark_up(conn)
+            self._replace(old, restarted=old.peer.incarnation != peer.incarnation)
+        self._transition(conn, ConnectionState.UP)
+
+    def _replace(self, old: Connection, *, restarted: bool) -> None:
+        """End the up connection ``old`` that a newly committed one replaces."""
+        assert old.peer is not None
+        if restarted:
+            self._retire(old.peer.node_id, old.peer.incarnation)
+            self._close(old, "restarted", send_goodbye=True, redial=False)
+        else:
+            self._close(old, "lost", redial=False)
 
     def _retire(self, peer_id: str, incarnation: int) -> None:
         retired = self._retired.setdefault(peer_id, deque(maxlen=_RETIRED_INCARNATIONS))
         retired.append(incarnation)
 
-    def _mark_up(self, conn: Connection) -> None:
+    # -- the one place where a connection changes state --------------------------------------------
+
+    def _transition(
+        self,
+        conn: Connection,
+        state: ConnectionState,
+        *,
+        reason: str | None = None,
+        error: TransportError | None = None,
+        redial: bool = True,
+    ) -> None:
+        """Move ``conn`` to ``state`` if :data:`TRANSITIONS` allows it, with its clean-up.
+
+        Entering UP: the peer table lists it, its reconnect queue is flushed, ``connect``
+        fires. Entering CLOSED: the socket is asked to close; an up connection leaves the
+        peer table and fires ``disconnect`` (``reason``); a dialed one that never got up
+        reports its outcome (``error``, None for a duplicate), and a failed dial of a kept
+        peer asks for the next attempt (unless ``redial`` is False).
+        """
+        previous = conn.state
+        if state not in TRANSITIONS[previous]:
+            raise AssertionError(f"{conn!r}: no transition from {previous.name} to {state.name}")
+        conn.state = state
+        if state is ConnectionState.UP:
+            self._entered_up(conn)
+        elif state is ConnectionState.CLOSED:
+            conn.close_reason = reason
+            conn.closing = True
+            if not conn.dirty:
+                conn.dirty = True
+                self._dirty.append(conn)
+            if previous is ConnectionState.UP:
+                self._left_up(conn, reason or "closed", redial)
+            else:
+                self._settle(conn, error, committed=False)
+                if error is not None and conn.dialer and redial:
+                    # Before the peer's hello arrives only the dialed uri tells which peer a
+                    # failed re-dial was for.
+                    peer_id = conn.handshake.peer_id or self._kept_peer_at(conn.dialed_uri)
+                    if peer_id is not None and peer_id not in self.up:
+                        self._redial_if_kept(peer_id)
+
+    def _entered_up(self, conn: Connection) -> None:
         peer = conn.peer
         assert peer is not None
-        conn.state = ConnectionState.UP
         self.up[peer.node_id] = conn
         record = self._records.get(peer.node_id)
         if record is None:
@@ -577,21 +694,28 @@ class NodeCore:
         while record.queue:
             self._write(conn, record.queue.popleft())
         record.queue_bytes = 0
-        self._settle(conn, None)
-        self.events.append(PeerConnected(peer.node_id, peer.uri))
+        self._settle(conn, None, committed=True)
+        self._events.append(PeerConnected(peer.node_id, peer.uri))
+
+    def _left_up(self, conn: Connection, reason: str, redial: bool) -> None:
+        peer = conn.peer
+        assert peer is not None
+        if self.up.get(peer.node_id) is not conn:
+            return
+        del self.up[peer.node_id]
+        self._events.append(PeerDisconnected(peer.node_id, reason))
+        if redial:
+            self._redial_if_kept(peer.node_id)
+        record = self._records.get(peer.node_id)
+        if record is not None and not record.kept:
+            del self._records[peer.node_id]
 
     # -- ending -----------------------------------------------------------------------------------
 
-    def _settle(self, conn: Connection, error: TransportError | None) -> None:
+    def _settle(self, conn: Connection, error: TransportError | None, *, committed: bool) -> None:
         if conn.dialer and not conn.settled:
             conn.settled = True
-            self.events.append(DialOutcome(conn, conn.handshake.peer_id, error))
-
-    def _request_close(self, conn: Connection) -> None:
-        conn.closing = True
-        if not conn.dirty:
-            conn.dirty = True
-            self.dirty.append(conn)
+            self._events.append(DialOutcome(conn.handle, conn.handshake.peer_id, error, committed))
 
     def _fail(self, conn: Connection, error: TransportError, *, send_reject: bool = True) -> None:
         """End ``conn`` because of ``error``, logging it; the node carries on."""
@@ -606,45 +730,33 @@ class NodeCore:
             return
         if conn.state is ConnectionState.CLOSED:
             return
-        logger.warning("node %s: handshake failed on %r: %s", self.local.node_id, conn, error)
+        # Ending a handshake on purpose (this node's user disconnected or closed) is no warning.
+        deliberate = (
+            isinstance(error, HandshakeError)
+            and error.code == RejectCode.CLOSING
+            and not error.remote
+        )
+        logger.log(
+            logging.INFO if deliberate else logging.WARNING,
+            "node %s: handshake failed on %r: %s",
+            self.local.node_id,
+            conn,
+            error,
+        )
         if send_reject and not (isinstance(error, HandshakeError) and error.remote):
             code = error.code if isinstance(error, HandshakeError) else RejectCode.PROTOCOL
             self._write_body(conn, reject_body(code, str(error)))
-        conn.state = ConnectionState.CLOSED
-        conn.close_reason = "failed"
-        self._settle(conn, error)
-        self._request_close(conn)
-        if conn.dialer:
-            # A failed re-dial of a kept peer asks for the next attempt; before the peer's
-            # hello arrives only the dialed uri tells which peer it was for.
-            peer_id = conn.handshake.peer_id or self._kept_peer_at(conn.dialed_uri)
-            if peer_id is not None and peer_id not in self.up:
-                self._redial_if_kept(peer_id)
+        self._transition(conn, ConnectionState.CLOSED, reason="failed", error=error)
 
     def _close(
         self, conn: Connection, reason: str, *, send_goodbye: bool = False, redial: bool = True
     ) -> None:
-        """End an up connection, firing ``PeerDisconnected`` once."""
+        """End an up connection (firing ``PeerDisconnected`` once), or a half-set-up one."""
         if conn.state is ConnectionState.CLOSED:
             return
-        was_up = conn.state is ConnectionState.UP
         if send_goodbye:
             self._write_body(conn, [TAG_GOODBYE, reason])
-        conn.state = ConnectionState.CLOSED
-        conn.close_reason = reason
-        self._request_close(conn)
-        if not was_up:
-            return
-        peer = conn.peer
-        assert peer is not None
-        if self.up.get(peer.node_id) is conn:
-            del self.up[peer.node_id]
-            self.events.append(PeerDisconnected(peer.node_id, reason))
-            if redial:
-                self._redial_if_kept(peer.node_id)
-            record = self._records.get(peer.node_id)
-            if record is not None and not record.kept:
-                del self._records[peer.node_id]
+        self._transition(conn, ConnectionState.CLOSED, reason=reason, redial=redial)
 
     def _kept_peer_at(self, uri: str | None) -> str | None:
         for peer_id, record in self._records.items():
@@ -655,4 +767,13 @@ class NodeCore:
     def _redial_if_kept(self, peer_id: str) -> None:
         record = self._records.get(peer_id)
         if record is not None and record.kept and record.uri is not None and not self.closed:
-            self.events.append(RedialNeeded(peer_id, record.uri))
+            self._events.append(RedialNeeded(peer_id, record.uri))
+
+
+_ControlHandler = Callable[[NodeCore, Connection, list[Any]], None]
+_CONTROL: dict[int, tuple[int, _ControlHandler]] = {
+    TAG_HEARTBEAT: (1, NodeCore._on_heartbeat),
+    TAG_KEEP: (2, NodeCore._on_keep),
+    TAG_GOODBYE: (2, NodeCore._on_goodbye),
+}
+"""Control frames of an up connection: tag -> (frame length, handler). Extend it here."""

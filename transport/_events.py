@@ -1,17 +1,19 @@
-"""Sans-I/O events: what a :class:`transport._core.NodeCore` tells its caller happened."""
+"""Sans-I/O events: what a :class:`transport._core.NodeCore` tells its caller happened.
+
+Events are small immutable values that carry ids and connection handles, never the core's
+mutable objects.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import TransportError
-
-if TYPE_CHECKING:
-    from ._connection import Connection
 
 __all__ = [
     "DialOutcome",
     "Event",
+    "Output",
     "PacketsReceived",
     "PeerConnected",
     "PeerDisconnected",
@@ -27,7 +29,7 @@ class PeerConnected(NamedTuple):
 
 
 class PeerDisconnected(NamedTuple):
-    """A connection that was up ended; ``reason`` is closed, lost or restarted."""
+    """A connection that was up ended; ``reason`` is closed, lost, restarted or unwanted."""
 
     peer_id: str
     reason: str
@@ -50,13 +52,24 @@ class RedialNeeded(NamedTuple):
 class DialOutcome(NamedTuple):
     """A dialed connection reached its end state.
 
-    ``peer_id`` is known when the handshake got that far; ``error`` is None on success and on
-    ``duplicate`` (another connection to the same peer survived: wait for it to be up).
+    ``handle`` names the connection; ``peer_id`` is known when the handshake got that far;
+    ``error`` is None on success and on ``duplicate`` (another connection to the same peer
+    survived: wait for it to be up). ``committed`` is True when this very connection went
+    up (it may have ended again since, in the same read).
     """
 
-    connection: Connection
+    handle: int
     peer_id: str | None
     error: TransportError | None
+    committed: bool
+
+
+class Output(NamedTuple):
+    """Bytes to write on connection ``handle``; with ``close`` set, close it after writing."""
+
+    handle: int
+    data: bytes
+    close: bool
 
 
 Event = PeerConnected | PeerDisconnected | PacketsReceived | RedialNeeded | DialOutcome

@@ -1,4 +1,7 @@
-"""One socket of a node: an asyncio ``Protocol`` that feeds the core and reports back.
+"""One socket of a node: an asyncio ``Protocol`` that feeds its owner and reports back.
+
+A :class:`Link` knows nothing of :class:`transport.Node`: it talks to a :class:`LinkOwner`, the
+calls below, and names its connection by the handle the owner gave it.
 
 With TLS, the link runs a sans-I/O :class:`transport._tls.TlsSession` over the plain socket, so
 the TLS handshake is part of the node's handshake: bounded by ``handshake_timeout``, counted
@@ -12,21 +15,17 @@ import asyncio
 import logging
 import ssl
 import threading
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
-from ._connection import Connection
 from ._events import DialOutcome
 from ._tls import TlsSession
 from .errors import AuthenticationError, HandshakeError, TransportError
 
-if TYPE_CHECKING:
-    from ._node import Node
-
-__all__ = ["Link"]
+__all__ = ["Link", "LinkOwner"]
 
 logger = logging.getLogger("transport")
 
-# A large read is fed to the core in slices, each dispatched before the next is decoded: the
+# A large read is fed to the owner in slices, each handled before the next is decoded: the
 # decoded objects die young instead of all living through garbage-collector passes.
 _SLICE = 16 * 1024
 # The most one read takes from a socket (asyncio's own default for data_received).
@@ -49,49 +48,117 @@ def _read_buffer() -> memoryview:
     return view
 
 
+class LinkOwner(Protocol):
+    """What a :class:`Link` needs from the node that owns it."""
+
+    @property
+    def id(self) -> str:
+        """The owner's node id, for log lines."""
+        ...
+
+    def link_made(self, link: Link) -> int:
+        """A socket is open: register ``link`` and return the handle of its connection."""
+        ...
+
+    def link_received(self, handle: int, data: bytes | memoryview) -> None:
+        """Plain bytes arrived on ``handle`` (a view into a shared buffer: copy what is kept)."""
+        ...
+
+    def link_failed(self, handle: int, error: TransportError) -> None:
+        """The link found ``handle`` broken below the protocol (a TLS error)."""
+        ...
+
+    def link_paused(self, handle: int, paused: bool) -> None:
+        """The socket's write buffer crossed the high (True) or the low (False) mark."""
+        ...
+
+    def link_lost(self, link: Link) -> None:
+        """The socket of ``link`` closed."""
+        ...
+
+
 class Link(asyncio.BufferedProtocol):
-    """One socket: feeds the core and reports back to the node."""
+    """One socket: feeds its owner and writes what the owner hands it.
+
+    Args:
+        owner: the node this socket belongs to.
+        loop: the owner's event loop.
+        dialer: True when this node opened the socket.
+        tls: TLS context to wrap the socket in, or None.
+        write_limits: the socket's (high, low) write-buffer marks.
+        uri: the dialed uri (dialer only).
+        host: the dialed host, for TLS name checks (dialer only).
+    """
 
     def __init__(
-        self, node: Node, *, dialer: bool, uri: str | None = None, host: str | None = None
+        self,
+        owner: LinkOwner,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        dialer: bool,
+        tls: ssl.SSLContext | None,
+        write_limits: tuple[int, int],
+        uri: str | None = None,
+        host: str | None = None,
     ) -> None:
-        self.node = node
+        self.owner = owner
         self.dialer = dialer
         self.uri = uri
         self.host = host
-        self.conn: Connection | None = None
+        self.handle = -1
+        self.paused = False
         self.transport: asyncio.Transport | None = None
         self.tls: TlsSession | None = None
-        self.outcome: asyncio.Future[DialOutcome] = node._loop.create_future()
-        self.lost: asyncio.Future[None] = node._loop.create_future()
+        self._tls_context = tls
+        self._write_limits = write_limits
+        self.outcome: asyncio.Future[DialOutcome] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def __repr__(self) -> str:
+        role = "dialer" if self.dialer else "listener"
+        return f"<Link #{self.handle} {role} uri={self.uri!r}>"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: uvloop's TCP transports implement the
         # asyncio.Transport interface without subclassing it.
         transport = cast(asyncio.Transport, transport)
-        node = self.node
         self.transport = transport
-        node._links.add(self)
-        transport.set_write_buffer_limits(high=node._high_water, low=node._low_water)
-        context = node._dial_ssl if self.dialer else node._ssl
-        if context is not None:
-            self.tls = TlsSession(context, server_side=not self.dialer, server_hostname=self.host)
+        high, low = self._write_limits
+        transport.set_write_buffer_limits(high=high, low=low)
+        if self._tls_context is not None:
+            self.tls = TlsSession(
+                self._tls_context, server_side=not self.dialer, server_hostname=self.host
+            )
             if self.dialer:
                 self.tls.start()
                 self._write_tls_output()
-        conn = node._core.open(dialer=self.dialer, now=node._loop.time(), uri=self.uri)
-        conn.transport = self
-        self.conn = conn
-        node._after_core(flush=True)
+        self.handle = self.owner.link_made(self)
+
+    @property
+    def closed(self) -> bool:
+        """True once the socket is closing or closed."""
+        return self.transport is None or self.transport.is_closing()
 
     def write(self, data: bytes) -> None:
         """Write bytes from the core: encrypted first when this connection uses TLS."""
-        assert self.transport is not None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
         if self.tls is None:
-            self.transport.write(data)
+            transport.write(data)
             return
         self.tls.send(data)
         self._write_tls_output()
+
+    def close(self) -> None:
+        """Close the socket once what was written is sent."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close the socket at once, dropping what is unsent."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def _write_tls_output(self) -> None:
         assert self.tls is not None and self.transport is not None
@@ -106,10 +173,7 @@ class Link(asyncio.BufferedProtocol):
         self.data_received(_read_buffer()[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
-        """Feed bytes read from the socket (a view into the shared buffer, copied if kept)."""
-        node = self.node
-        conn = self.conn
-        assert conn is not None
+        """Hand bytes read from the socket to the owner, decrypted first under TLS."""
         if self.tls is not None:
             try:
                 data = self.tls.receive(data)
@@ -119,21 +183,16 @@ class Link(asyncio.BufferedProtocol):
             self._write_tls_output()
             if not data:
                 return
-        core = node._core
-        now = node._loop.time()
+        owner = self.owner
         if len(data) <= _SLICE:
-            core.receive_data(conn, data, now)
-        else:
-            view = memoryview(data)
-            for start in range(0, len(data), _SLICE):
-                core.receive_data(conn, view[start : start + _SLICE], now)
-                if core.events:
-                    node._dispatch(core.take_events())
-        node._after_core(flush=True)
+            owner.link_received(self.handle, data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), _SLICE):
+            owner.link_received(self.handle, view[start : start + _SLICE])
 
     def _tls_failed(self, exc: ssl.SSLError) -> None:
-        node = self.node
-        assert self.conn is not None and self.transport is not None
+        assert self.transport is not None
         self._write_tls_output()  # the alert that tells the peer why
         error: TransportError
         if self.dialer and isinstance(exc, ssl.SSLCertVerificationError):
@@ -142,31 +201,24 @@ class Link(asyncio.BufferedProtocol):
             error = HandshakeError(f"TLS failed: {exc}", code="tls")
         logger.warning(
             "node %s: TLS with %s failed: %s",
-            node._id,
+            self.owner.id,
             self.transport.get_extra_info("peername"),
             exc,
         )
-        node._core.abort(self.conn, error)
-        node._after_core(flush=True)
+        self.owner.link_failed(self.handle, error)
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        node = self.node
-        node._links.discard(self)
-        if self.conn is not None:
-            node._core.connection_lost(self.conn, node._loop.time())
-            node._wake_drain_waiters(self.conn)
-        node._after_core(flush=True)
+        self.owner.link_lost(self)
         if not self.lost.done():
             self.lost.set_result(None)
 
     def pause_writing(self) -> None:
-        if self.conn is not None:
-            self.node._core.set_paused(self.conn, True)
+        self.paused = True
+        self.owner.link_paused(self.handle, True)
 
     def resume_writing(self) -> None:
-        if self.conn is not None:
-            self.node._core.set_paused(self.conn, False)
-            self.node._wake_drain_waiters(self.conn)
+        self.paused = False
+        self.owner.link_paused(self.handle, False)

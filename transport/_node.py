@@ -1,8 +1,10 @@
 """The asyncio shell around :class:`transport._core.NodeCore`: sockets, timers, redials.
 
-Every network callback feeds the core, then runs one rule: dispatch the events it produced,
-write what it queued. Writes are coalesced: frames queued during one event-loop turn go out in
-one ``transport.write``.
+The shell talks to the core through its public methods and names connections by handle; it
+maps each handle to its :class:`~transport._link.Link`. Every network callback feeds the core,
+then runs the one pump (:meth:`Node._pump`): dispatch the events the core produced, write what
+it queued, close the sockets it asked to close. Writes are coalesced: frames queued during one
+event-loop turn go out in one ``transport.write``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, overload
 
 from . import _frames
-from ._connection import Connection
-from ._core import CoreConfig, NodeCore
+from ._config import DEFAULTS, NodeConfig
+from ._core import NodeCore
 from ._events import (
     DialOutcome,
     PacketsReceived,
@@ -27,16 +29,15 @@ from ._events import (
     PeerDisconnected,
     RedialNeeded,
 )
-from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._handshake import LocalIdentity
 from ._link import Link
 from ._uri import format_uri, is_loopback, parse_uri
 from .errors import (
     ConfigurationError,
     ConnectError,
-    FrameTooLarge,
     HandshakeError,
     NodeStateError,
+    PacketTooLarge,
     TransportError,
 )
 
@@ -95,17 +96,17 @@ class Node:
         dial_ssl: ssl_module.SSLContext | None = None,
         advertise: str | None = None,
         insecure: bool = False,
-        heartbeat_interval: float = 1.0,
-        heartbeat_timeout: float = 5.0,
-        handshake_timeout: float = 5.0,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        max_pending_handshakes: int = 64,
-        queue_max_packets: int = 10_000,
-        queue_max_bytes: int = 16 * 1024 * 1024,
-        high_water: int = 1024 * 1024,
-        low_water: int = 256 * 1024,
-        reconnect_initial: float = 0.1,
-        reconnect_max: float = 5.0,
+        heartbeat_interval: float = DEFAULTS.heartbeat_interval,
+        heartbeat_timeout: float = DEFAULTS.heartbeat_timeout,
+        handshake_timeout: float = DEFAULTS.handshake_timeout,
+        max_frame_size: int = DEFAULTS.max_frame_size,
+        max_pending_handshakes: int = DEFAULTS.max_pending_handshakes,
+        queue_max_packets: int = DEFAULTS.queue_max_packets,
+        queue_max_bytes: int = DEFAULTS.queue_max_bytes,
+        high_water: int = DEFAULTS.high_water,
+        low_water: int = DEFAULTS.low_water,
+        reconnect_initial: float = DEFAULTS.reconnect_initial,
+        reconnect_max: float = DEFAULTS.reconnect_max,
     ) -> None:
         if not isinstance(node_id, str) or not 0 < len(node_id) <= 255:
             raise ConfigurationError("node_id must be a string of 1 to 255 characters")
@@ -121,29 +122,7 @@ class Node:
                 "can reach the port could join the mesh and send packets. Pass cookie=... "
                 "(and ssl=... to encrypt), or insecure=True to run an open mesh on purpose."
             )
-        if not 0 < heartbeat_interval < heartbeat_timeout:
-            raise ConfigurationError("need 0 < heartbeat_interval < heartbeat_timeout")
-        if handshake_timeout <= 0 or reconnect_initial <= 0 or reconnect_max < reconnect_initial:
-            raise ConfigurationError("timeouts and reconnect delays must be positive")
-        if not 0 <= low_water <= high_water:
-            raise ConfigurationError("need 0 <= low_water <= high_water")
-        if advertise is not None:
-            parse_uri(advertise)
-        self._id = node_id
-        self._host = host
-        self._port = port
-        self._cookie = cookie
-        self._ssl = ssl
-        self._dial_ssl = dial_ssl if dial_ssl is not None else ssl
-        self._advertise = advertise
-        self._handshake_timeout = handshake_timeout
-        self._max_frame_bytes = max_frame_size + _frames.HEADER_SIZE
-        self._high_water = high_water
-        self._low_water = low_water
-        self._reconnect_initial = reconnect_initial
-        self._reconnect_max = reconnect_max
-        self._tick_interval = min(heartbeat_interval, handshake_timeout) / 4
-        self._config = CoreConfig(
+        config = NodeConfig(
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
             handshake_timeout=handshake_timeout,
@@ -152,14 +131,29 @@ class Node:
             queue_max_packets=queue_max_packets,
             queue_max_bytes=queue_max_bytes,
             high_water=high_water,
+            low_water=low_water,
+            reconnect_initial=reconnect_initial,
+            reconnect_max=reconnect_max,
         )
+        if advertise is not None:
+            parse_uri(advertise)
+        self._id = node_id
+        self._host = host
+        self._port = port
+        self._ssl = ssl
+        self._dial_ssl = dial_ssl if dial_ssl is not None else ssl
+        self._advertise = advertise
+        self._config = config
+        self._max_frame_bytes = config.max_frame_size + _frames.HEADER_SIZE
+        self._tick_interval = min(config.heartbeat_interval, config.handshake_timeout) / 4
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {name: [] for name in _EVENTS}
+        self._sole_sync: dict[str, Handler | None] = dict.fromkeys(_EVENTS)
         self._uri: str | None = None
         self._state = "new"
         self._core: NodeCore = NodeCore(
-            LocalIdentity(node_id, 0, None), self._config, cookie, lambda: os.urandom(32)
+            LocalIdentity(node_id, 0, None), config, cookie, lambda: os.urandom(32)
         )
-        self._links: set[Link] = set()
+        self._links: dict[int, Link] = {}
         self._redialers: dict[str, asyncio.Task[None]] = {}
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         self._peer_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -197,7 +191,7 @@ class Node:
         return self._core.is_kept(peer_id)
 
     def __repr__(self) -> str:
-        return f"<Node {self._id!r} {self._state} uri={self._uri!r} peers={len(self._core.up)}>"
+        return f"<Node {self._id!r} {self._state} uri={self._uri!r} peers={len(self._core.peers)}>"
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -221,13 +215,32 @@ class Node:
         if event not in self._handlers:
             raise ConfigurationError(f"unknown event {event!r}; expected one of {_EVENTS}")
         self._handlers[event].append((handler, inspect.iscoroutinefunction(handler)))
+        self._note_sole_sync(event)
         return handler
 
     def off(self, event: EventName, handler: Handler) -> None:
         """Remove a handler registered with :meth:`on` (no error if it is not there)."""
-        self._handlers[event] = [h for h in self._handlers.get(event, []) if h[0] is not handler]
+        if event not in self._handlers:
+            return
+        self._handlers[event] = [h for h in self._handlers[event] if h[0] is not handler]
+        self._note_sole_sync(event)
+
+    def _note_sole_sync(self, event: str) -> None:
+        # The common case on the receive path, one synchronous handler per event, is called
+        # directly; see _emit and _deliver.
+        handlers = self._handlers[event]
+        sole = len(handlers) == 1 and not handlers[0][1]
+        self._sole_sync[event] = handlers[0][0] if sole else None
 
     def _emit(self, event: str, *args: Any) -> None:
+        sole = self._sole_sync[event]
+        if sole is not None:
+            # One synchronous handler, whoever registered it: called without the loop below.
+            try:
+                sole(*args)
+            except Exception:
+                logger.exception("node %s: %s handler %r raised", self._id, event, sole)
+            return
         for handler, is_async in self._handlers[event]:
             try:
                 if is_async:
@@ -240,27 +253,16 @@ class Node:
                 logger.exception("node %s: %s handler %r raised", self._id, event, handler)
 
     def _deliver(self, peer_id: str, packets: list[Any]) -> None:
-        batch_handlers = self._handlers["packets"]
-        if batch_handlers:
-            if len(batch_handlers) == 1 and not batch_handlers[0][1]:
-                # The common case, the actor layer's one synchronous handler: no _emit loop.
-                try:
-                    batch_handlers[0][0](peer_id, packets)
-                except Exception:
-                    logger.exception(
-                        "node %s: packets handler %r raised", self._id, batch_handlers[0][0]
-                    )
-            else:
-                self._emit("packets", peer_id, packets)
-        handlers = self._handlers["message"]
-        if not handlers:
+        """Hand one read's packets to the ``packets`` handlers, then to ``message`` per packet."""
+        if self._handlers["packets"]:
+            self._emit("packets", peer_id, packets)
+        if not self._handlers["message"]:
             return
-        if len(handlers) != 1 or handlers[0][1]:
+        handler = self._sole_sync["message"]
+        if handler is None:
             for packet in packets:
                 self._emit("message", peer_id, packet)
             return
-        # The common case, one synchronous handler (the actor layer's), without _emit's loop.
-        handler = handlers[0][0]
         for packet in packets:
             try:
                 handler(peer_id, packet)
@@ -288,14 +290,22 @@ class Node:
         try:
             # TLS, when configured, runs inside each Link (see _link.py and _tls.py).
             self._server = await self._loop.create_server(
-                lambda: Link(self, dialer=False), self._host, self._port
+                lambda: Link(
+                    self,
+                    self._loop,
+                    dialer=False,
+                    tls=self._ssl,
+                    write_limits=(self._config.high_water, self._config.low_water),
+                ),
+                self._host,
+                self._port,
             )
         except OSError as exc:
             self._state = "closed"
             raise ConnectError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
         port = self._server.sockets[0].getsockname()[1]
         self._uri = self._advertise or format_uri(self._host, port)
-        self._core.local = LocalIdentity(self._id, secrets.randbits(64), self._uri)
+        self._core.set_identity(LocalIdentity(self._id, secrets.randbits(64), self._uri))
         self._closed = self._loop.create_future()
         self._ticker = self._loop.create_task(self._tick_forever())
         self._state = "running"
@@ -320,7 +330,7 @@ class Node:
             return
         self._state = "closing"
         self._core.close()
-        self._after_core(flush=True)
+        self._pump()
         tasks: list[asyncio.Task[Any]] = list(self._redialers.values())
         if self._ticker is not None:
             tasks.append(self._ticker)
@@ -328,12 +338,12 @@ class Node:
             task.cancel()
         if self._server is not None:
             self._server.close()
-        links = list(self._links)
+        links = list(self._links.values())
         if links:
             _, pending = await asyncio.wait([link.lost for link in links], timeout=_CLOSE_GRACE)
             for link in links:
-                if not link.lost.done() and link.transport is not None:
-                    link.transport.abort()
+                if not link.lost.done():
+                    link.abort()
             if pending:
                 await asyncio.wait(pending, timeout=_CLOSE_GRACE)
         if self._server is not None:
@@ -359,7 +369,7 @@ class Node:
         while True:
             await asyncio.sleep(self._tick_interval)
             self._core.tick(self._loop.time())
-            self._after_core(flush=True)
+            self._pump()
 
     # -- dialing --------------------------------------------------------------------------------
 
@@ -379,9 +389,11 @@ class Node:
             NodeStateError: the node is not running.
         """
         self._require_running()
-        peer_id = await self._dial(uri, self._handshake_timeout if timeout is None else timeout)
+        limit = self._config.handshake_timeout if timeout is None else timeout
+        peer_id = await self._dial(uri, limit)
+        # Kept even when its connection already ended again: then this asks for a re-dial.
         self._core.keep(peer_id, True, uri)
-        self._after_core(flush=True)
+        self._pump()
         return peer_id
 
     async def _dial(self, uri: str, timeout: float) -> str:
@@ -391,7 +403,17 @@ class Node:
             async with asyncio.timeout(timeout):
                 try:
                     _, protocol = await self._loop.create_connection(
-                        lambda: Link(self, dialer=True, uri=uri, host=host), host, port
+                        lambda: Link(
+                            self,
+                            self._loop,
+                            dialer=True,
+                            tls=self._dial_ssl,
+                            write_limits=(self._config.high_water, self._config.low_water),
+                            uri=uri,
+                            host=host,
+                        ),
+                        host,
+                        port,
                     )
                 except OSError as exc:
                     raise ConnectError(f"cannot connect to {uri}: {exc}") from exc
@@ -401,15 +423,17 @@ class Node:
                     raise outcome.error
                 peer_id = outcome.peer_id
                 assert peer_id is not None
-                if peer_id not in self._core.up:
-                    await self._wait_peer_up(peer_id)
+                if not outcome.committed and not self._core.is_up(peer_id):
+                    # A duplicate: the pair's other connection is the one that counts.
+                    await self._wait_peer_change(peer_id)
                 return peer_id
         except TimeoutError as exc:
-            if link is not None and link.transport is not None:
-                link.transport.abort()
+            if link is not None:
+                link.abort()
             raise ConnectError(f"connecting to {uri} timed out after {timeout} s") from exc
 
-    async def _wait_peer_up(self, peer_id: str) -> None:
+    async def _wait_peer_change(self, peer_id: str) -> None:
+        """Wait for the next ``connect`` or ``disconnect`` of ``peer_id``."""
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._peer_waiters.setdefault(peer_id, []).append(waiter)
         try:
@@ -418,8 +442,6 @@ class Node:
             waiters = self._peer_waiters.get(peer_id, [])
             if waiter in waiters:
                 waiters.remove(waiter)
-        if peer_id not in self._core.up:
-            raise ConnectError(f"peer {peer_id!r} went away before its connection was up")
 
     def _start_redial(self, peer_id: str, uri: str) -> None:
         if self._state != "running" or peer_id in self._redialers:
@@ -429,17 +451,17 @@ class Node:
         task.add_done_callback(lambda _: self._redialers.pop(peer_id, None))
 
     async def _redial(self, peer_id: str, uri: str) -> None:
-        delay = self._reconnect_initial
+        delay = self._config.reconnect_initial
         attempt = 0
-        while self._core.is_kept(peer_id) and peer_id not in self._core.up:
+        while self._core.is_kept(peer_id) and not self._core.is_up(peer_id):
             # Full jitter keeps a mesh of restarted nodes from dialing in lockstep.
             await asyncio.sleep(random.uniform(delay / 2, delay))
-            if not self._core.is_kept(peer_id) or peer_id in self._core.up:
+            if not self._core.is_kept(peer_id) or self._core.is_up(peer_id):
                 return
             attempt += 1
             uri = self._core.peer_uri(peer_id) or uri
             try:
-                found = await self._dial(uri, self._handshake_timeout)
+                found = await self._dial(uri, self._config.handshake_timeout)
             except TransportError as exc:
                 logger.info(
                     "node %s: re-dial %d of %s at %s failed: %s",
@@ -449,16 +471,18 @@ class Node:
                     uri,
                     exc,
                 )
-                delay = min(delay * 2, self._reconnect_max)
+                delay = min(delay * 2, self._config.reconnect_max)
                 continue
             if found != peer_id:
                 logger.warning(
                     "node %s: %s now answers as %r, not %r", self._id, uri, found, peer_id
                 )
-                delay = min(delay * 2, self._reconnect_max)
+                delay = min(delay * 2, self._config.reconnect_max)
                 continue
-            logger.info("node %s: re-dialed %s after %d attempt(s)", self._id, peer_id, attempt)
-            return
+            if self._core.is_up(peer_id):
+                logger.info("node %s: re-dialed %s after %d attempt(s)", self._id, peer_id, attempt)
+                return
+            # Up and gone again before this task saw it: the loop dials once more.
 
     async def disconnect(self, peer_id: str) -> None:
         """Close the connection to ``peer_id`` with a goodbye and stop keeping it."""
@@ -466,13 +490,11 @@ class Node:
         task = self._redialers.pop(peer_id, None)
         if task is not None:
             task.cancel()
-        link = None
-        conn = self._core.up.get(peer_id)
-        if conn is not None:
-            link = conn.transport
+        handle = self._core.handle_of(peer_id)
+        link = None if handle is None else self._links.get(handle)
         self._core.disconnect(peer_id)
-        self._after_core(flush=True)
-        if isinstance(link, Link):
+        self._pump()
+        if link is not None:
             await asyncio.wait([link.lost], timeout=_CLOSE_GRACE)
 
     def keep(self, peer_id: str, flag: bool = True) -> None:
@@ -494,7 +516,7 @@ class Node:
             task = self._redialers.pop(peer_id, None)
             if task is not None:
                 task.cancel()
-        self._after_core(flush=True)
+        self._pump()
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -517,11 +539,11 @@ class Node:
 
         Raises:
             EncodingError: msgpack cannot serialize ``packet``.
-            FrameTooLarge: the encoded packet exceeds ``max_frame_size``.
+            PacketTooLarge: the encoded packet exceeds ``max_frame_size``.
         """
         frame = _frames.encode_data(packet)
         if len(frame) > self._max_frame_bytes:
-            raise FrameTooLarge(
+            raise PacketTooLarge(
                 f"packet encodes to {len(frame) - _frames.HEADER_SIZE} bytes, above "
                 f"max_frame_size={self._config.max_frame_size}; peers would refuse it"
             )
@@ -533,7 +555,7 @@ class Node:
             for peer_id in peer:
                 if core.send(peer_id, frame):
                     result += 1
-        if self._flush_handle is None and core.dirty:
+        if self._flush_handle is None and core.has_output:
             # A send after a quiet spell is written at once (latency). One that comes within
             # _BURST_GAP of the end of the last such write is part of a burst: it and the rest
             # of the burst are coalesced into one write by a flush at the next event-loop turn.
@@ -553,49 +575,79 @@ class Node:
         Returns at once when nothing is buffered, and when the connection ends (then ``send``
         returns False again: check :attr:`peers`).
         """
-        conn = self._core.up.get(peer_id)
-        if conn is None or (not conn.paused and not conn.outbox):
+        handle = self._core.handle_of(peer_id)
+        if handle is None or not self._core.backed_up(peer_id):
             return
         waiter: asyncio.Future[None] = self._loop.create_future()
-        self._drain_waiters.setdefault(conn.handle, []).append(waiter)
+        self._drain_waiters.setdefault(handle, []).append(waiter)
         await waiter
 
-    def _wake_drain_waiters(self, conn: Connection) -> None:
-        if conn.paused and conn.transport is not None and not conn.closing:
+    def _wake_drain_waiters(self, handle: int) -> None:
+        link = self._links.get(handle)
+        if link is not None and link.paused and not link.closed:
             return
-        for waiter in self._drain_waiters.pop(conn.handle, ()):
+        for waiter in self._drain_waiters.pop(handle, ()):
             if not waiter.done():
                 waiter.set_result(None)
 
-    # -- the one rule: after the core ran, dispatch its events and write its output -------------
+    # -- what a Link calls (transport._link.LinkOwner) -------------------------------------------
 
-    def _after_core(self, *, flush: bool) -> None:
+    def link_made(self, link: Link) -> int:
+        """Open a core connection for ``link``'s new socket and return its handle."""
+        handle = self._core.open(dialer=link.dialer, now=self._loop.time(), uri=link.uri)
+        self._links[handle] = link
+        link.handle = handle
+        self._pump()
+        return handle
+
+    def link_received(self, handle: int, data: bytes | memoryview) -> None:
+        """Feed bytes read on ``handle`` to the core and pump."""
+        self._core.receive_data(handle, data, self._loop.time())
+        self._pump()
+
+    def link_failed(self, handle: int, error: TransportError) -> None:
+        """Fail ``handle`` for a reason found below the protocol (TLS)."""
+        self._core.abort(handle, error)
+        self._pump()
+
+    def link_paused(self, handle: int, paused: bool) -> None:
+        """Tell the core that ``handle``'s socket buffer crossed a mark."""
+        self._core.set_paused(handle, paused)
+        if not paused:
+            self._wake_drain_waiters(handle)
+
+    def link_lost(self, link: Link) -> None:
+        """Tell the core that ``link``'s socket closed."""
+        self._core.connection_lost(link.handle, self._loop.time())
+        self._pump()  # while the handle still maps to the link: its dial outcome finds it
+        self._links.pop(link.handle, None)
+        self._wake_drain_waiters(link.handle)
+
+    # -- the one pump: after the core ran, dispatch its events, write its output, close --------
+
+    def _pump(self) -> None:
         core = self._core
-        if core.events:
+        if core.has_events:
             self._dispatch(core.take_events())
-        if core.dirty:
-            if flush:
-                self._flush()
-            elif self._flush_handle is None:
-                self._flush_handle = self._loop.call_soon(self._flush)
+        if core.has_output:
+            self._write_output()
 
     def _flush(self) -> None:
         self._flush_handle = None
-        core = self._core
-        for conn in core.take_dirty():
-            link = conn.transport
-            data = core.take_output(conn)
-            if not isinstance(link, Link) or link.transport is None:
+        self._pump()
+
+    def _write_output(self) -> None:
+        links = self._links
+        for handle, data, close in self._core.take_output():
+            link = links.get(handle)
+            if link is None:
                 continue
-            transport = link.transport
-            if data and not transport.is_closing():
+            if data:
                 link.write(data)
-            if conn.closing:
-                transport.close()
-            elif conn.handle in self._drain_waiters:
-                self._wake_drain_waiters(conn)
-        if core.events:
-            self._dispatch(core.take_events())
+            if close:
+                link.close()
+            elif handle in self._drain_waiters:
+                self._wake_drain_waiters(handle)
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -604,20 +656,24 @@ class Node:
                 self._deliver(event.peer_id, event.packets)
             elif kind is PeerConnected:
                 logger.info("node %s: connected to %s", self._id, event.peer_id)
-                for waiter in self._peer_waiters.pop(event.peer_id, ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
+                self._wake_peer_waiters(event.peer_id)
                 self._emit("connect", event.peer_id, event.uri)
             elif kind is PeerDisconnected:
                 logger.info(
                     "node %s: disconnected from %s (%s)", self._id, event.peer_id, event.reason
                 )
+                self._wake_peer_waiters(event.peer_id)
                 self._emit("disconnect", event.peer_id, event.reason)
             elif kind is RedialNeeded:
                 self._start_redial(event.peer_id, event.uri)
             elif kind is DialOutcome:
-                link = event.connection.transport
-                if isinstance(link, Link) and not link.outcome.done():
+                link = self._links.get(event.handle)
+                if link is not None and not link.outcome.done():
                     link.outcome.set_result(event)
                 if event.error is not None and isinstance(event.error, HandshakeError):
                     logger.debug("node %s: dial failed: %s", self._id, event.error)
+
+    def _wake_peer_waiters(self, peer_id: str) -> None:
+        for waiter in self._peer_waiters.pop(peer_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)

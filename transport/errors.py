@@ -1,16 +1,22 @@
-"""Errors raised by the transport layer.
+"""Errors raised by the transport layer, classed by cause.
 
-Every exception the public API raises derives from :class:`TransportError`::
+Every exception the public API raises derives from :class:`TransportError`. Under it, the
+first level says whose doing the failure is, so an ``except`` clause means what it says
+(trio's ``ClosedResourceError`` / ``BrokenResourceError``, h11's ``LocalProtocolError`` /
+``RemoteProtocolError``)::
 
     TransportError
-    ├── ConfigurationError      bad constructor argument, unsafe bind without a cookie
-    ├── NodeStateError          operation not valid now (not started, closed)
-    ├── EncodingError           a packet msgpack cannot serialize
-    ├── ConnectError            dialing failed: refused, unreachable, timed out
-    └── HandshakeError          the peer was reached but the handshake failed
-        ├── AuthenticationError cookie missing on one side or proofs that do not match
-        └── ProtocolError       malformed frame, wrong shape, unknown version
-            └── FrameTooLarge   a length prefix above ``max_frame_size``
+    ├── UsageError              the caller misused the API; retrying the same call fails again
+    │   ├── ConfigurationError  bad constructor argument, unsafe bind without a cookie
+    │   ├── EncodingError       a packet msgpack cannot serialize
+    │   └── PacketTooLarge      a packet that encodes above ``max_frame_size``
+    ├── NodeStateError          the node is not running: not started yet, or closed by you
+    └── PeerError               the peer or the network failed it
+        ├── ConnectError        dialing failed: refused, unreachable, timed out
+        └── HandshakeError      the peer was reached but the handshake did not complete
+            ├── AuthenticationError  cookie missing on one side, proofs or certificate wrong
+            └── ProtocolError   the peer broke the wire protocol (malformed frame, version)
+                └── FrameTooLarge    the peer sent a length prefix above ``max_frame_size``
 
 Foreign exceptions (``OSError``, msgpack's errors) are translated at the boundary and chained
 with ``from``.
@@ -26,8 +32,11 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "NodeStateError",
+    "PacketTooLarge",
+    "PeerError",
     "ProtocolError",
     "TransportError",
+    "UsageError",
 ]
 
 
@@ -35,23 +44,35 @@ class TransportError(Exception):
     """Root of every error the transport raises."""
 
 
-class ConfigurationError(TransportError, ValueError):
+class UsageError(TransportError):
+    """The caller misused the API: the same call with the same arguments fails again."""
+
+
+class ConfigurationError(UsageError, ValueError):
     """A constructor argument is invalid or unsafe."""
 
 
-class NodeStateError(TransportError):
-    """The node is not in a state that allows this operation (e.g. not started, closed)."""
-
-
-class EncodingError(TransportError, TypeError):
+class EncodingError(UsageError, TypeError):
     """A packet cannot be serialized with msgpack."""
 
 
-class ConnectError(TransportError):
+class PacketTooLarge(UsageError):
+    """A packet given to ``send`` encodes to more than ``max_frame_size``; nothing was sent."""
+
+
+class NodeStateError(TransportError):
+    """The node is not in a state that allows this operation (not started, or closed)."""
+
+
+class PeerError(TransportError):
+    """The peer or the network failed the operation; the node itself is fine."""
+
+
+class ConnectError(PeerError):
     """Dialing a peer failed before a handshake could complete (refused, timeout, reset)."""
 
 
-class HandshakeError(TransportError):
+class HandshakeError(PeerError):
     """The peer answered but the handshake did not complete.
 
     Attributes:
@@ -81,4 +102,7 @@ class ProtocolError(HandshakeError):
 
 
 class FrameTooLarge(ProtocolError):
-    """A frame's length prefix exceeds the configured ``max_frame_size``."""
+    """A peer's frame has a length prefix above the configured ``max_frame_size``.
+
+    An oversized packet given to this node's own ``send`` raises :class:`PacketTooLarge`.
+    """

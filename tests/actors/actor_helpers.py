@@ -1,33 +1,16 @@
-"""Messages, actors and waiting helpers shared by the actor tests."""
+"""Messages, actors and systems shared by the actor tests (waiting helpers: tests/support.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+
+from support import DEADLINE as DEADLINE
+from support import wait_until
+from support import within as within
 
 from actors import Actor, ActorSystem, DeadLetter, Message, handler
-
-T = TypeVar("T")
-
-DEADLINE = 10.0
-
-
-async def within(awaitable: Awaitable[T], seconds: float = DEADLINE) -> T:
-    """Await with a deadline so that no test can hang."""
-    return await asyncio.wait_for(awaitable, seconds)
-
-
-async def wait_until(condition: Callable[[], bool], event: asyncio.Event) -> None:
-    """Wait (bounded) until ``condition()`` holds, re-checking each time ``event`` is set."""
-
-    async def loop() -> None:
-        while not condition():
-            await event.wait()
-            event.clear()
-
-    await within(loop())
 
 
 class Ping(Message, tag="test.Ping"):

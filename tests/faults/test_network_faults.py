@@ -11,7 +11,7 @@ import tracemalloc
 from contextlib import AsyncExitStack
 
 from fault_helpers import DEADLINE, FAST, EventLog, Proxies, linked, uri_of
-from node_links import extra_sockets_closed
+from support import extra_sockets_closed
 
 from transport import Node
 from transport._frames import HEADER_SIZE, FrameDecoder, encode_data
@@ -153,8 +153,11 @@ STALL_CHECK = 0.5
 
 def buffered_toward(node: Node, peer: str) -> int:
     """Bytes the sender holds for ``peer`` in user space: core outbox + transport buffer."""
-    conn = node._core.up[peer]
-    link = conn.transport
+    handle = node._core.handle_of(peer)
+    assert handle is not None
+    conn = node._core.connection(handle)
+    link = node._links[handle]
+    assert conn is not None and link.transport is not None
     return int(conn.outbox_bytes + link.transport.get_write_buffer_size())
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fault_helpers import DEADLINE, EventLog, uri_of
-from node_links import extra_sockets_closed
+from support import extra_sockets_closed
 
 from actors import Actor, ActorSystem, DeadLetterError, Message, handler
 from transport import Node

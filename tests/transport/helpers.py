@@ -1,4 +1,7 @@
-"""Shared helpers for the transport tests: event recorders, raw sockets, a recording proxy.
+"""Helpers of the transport tests: raw sockets, started nodes, log watching.
+
+The helpers every test directory shares (the deadline, the event recorder, the proxy) live in
+``tests/support.py``.
 
 Nothing here sleeps to synchronize: every wait is on an event, a future or a socket's EOF,
 under a deadline.
@@ -11,60 +14,14 @@ import contextlib
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from support import DEADLINE
+
 from transport import Node, parse_uri
 from transport._frames import FrameDecoder, encode_frame
-
-DEADLINE = 10.0
-
-
-class Recorder:
-    """Records one node's ``connect``, ``disconnect`` and ``message`` events.
-
-    ``events`` holds ``("connect", peer)`` and ``("disconnect", peer, reason)`` in the order
-    they fired. ``wait_for(predicate)`` waits, under a deadline, until the predicate over the
-    recorded events holds.
-    """
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.events: list[tuple[Any, ...]] = []
-        self.connects: list[str] = []
-        self.disconnects: list[tuple[str, str]] = []
-        self.messages: list[tuple[str, Any]] = []
-        self._changed = asyncio.Event()
-        node.on("connect", self._on_connect)
-        node.on("disconnect", self._on_disconnect)
-        node.on("message", self._on_message)
-
-    def _on_connect(self, peer_id: str, uri: str | None) -> None:
-        self.events.append(("connect", peer_id))
-        self.connects.append(peer_id)
-        self._notify()
-
-    def _on_disconnect(self, peer_id: str, reason: str) -> None:
-        self.events.append(("disconnect", peer_id, reason))
-        self.disconnects.append((peer_id, reason))
-        self._notify()
-
-    def _on_message(self, peer_id: str, packet: Any) -> None:
-        self.messages.append((peer_id, packet))
-        self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await self._changed.wait()
-
-    async def wait_message(self, peer_id: str, packet: Any, timeout: float = DEADLINE) -> None:
-        await self.wait_for(lambda: (peer_id, packet) in self.messages, timeout)
 
 
 @asynccontextmanager
@@ -105,12 +62,6 @@ class LoopErrors:
         for context in self.contexts:
             self._loop.call_exception_handler(context)
         self.contexts = []
-
-
-def uri_of(node: Node) -> str:
-    uri = node.info()
-    assert uri is not None, f"{node!r} is not started"
-    return uri
 
 
 async def wait_connected(a: Node, b: Node, timeout: float = DEADLINE) -> None:
@@ -264,74 +215,6 @@ def rejects(bodies: list[Any]) -> list[tuple[str, str]]:
         for body in bodies
         if isinstance(body, dict) and body.get("op") == "reject"
     ]
-
-
-class RecordingProxy:
-    """A TCP proxy on 127.0.0.1 that forwards to ``target`` and records client bytes.
-
-    ``uri`` is where to dial instead of the target; ``client_bytes`` holds, per accepted
-    connection, everything the client sent.
-    """
-
-    def __init__(self, target: str) -> None:
-        self._target = parse_uri(target)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.client_bytes: list[bytearray] = []
-        self.uri = ""
-
-    async def __aenter__(self) -> RecordingProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.uri = f"tcp://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for writer in list(self._writers):
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        recorded = bytearray()
-        self.client_bytes.append(recorded)
-        self._writers.add(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.add(up_writer)
-        pumps = [
-            asyncio.ensure_future(self._pump(reader, up_writer, recorded)),
-            asyncio.ensure_future(self._pump(up_reader, writer, None)),
-        ]
-        for pump in pumps:
-            self._tasks.add(pump)
-            pump.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _pump(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray | None
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if record is not None:
-                    record += data
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
 
 
 class LogWatcher(logging.Handler):

@@ -15,17 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers import (
-    LoopErrors,
-    RawClient,
-    Recorder,
-    exchange,
-    hello_body,
-    raw_client,
-    rejects,
-    started,
-    uri_of,
-)
+from helpers import LoopErrors, RawClient, exchange, hello_body, raw_client, rejects, started
+from support import EventRecorder, uri_of
 
 from transport import HandshakeError, Node
 from transport._frames import encode_frame
@@ -39,7 +30,7 @@ EOF_DEADLINE = 5.0
 class Mesh:
     a: Node
     b: Node
-    a_events: Recorder
+    a_events: EventRecorder
 
 
 @pytest.fixture
@@ -57,7 +48,7 @@ async def mesh(loop_errors: LoopErrors) -> AsyncIterator[Mesh]:
     async with started(
         "a", "b", max_frame_size=MAX_FRAME_SIZE, handshake_timeout=HANDSHAKE_TIMEOUT
     ) as (a, b):
-        a_events = Recorder(a)
+        a_events = EventRecorder(a)
         assert await b.connect(uri_of(a)) == "a"
         await a_events.wait_for(lambda: a_events.connects == ["b"])
         yield Mesh(a, b, a_events)
@@ -206,7 +197,7 @@ async def test_bad_input_closes_only_that_connection(
     assert any(logged in message for message in warnings), warnings
 
     # Nothing reached the application, A kept its peer, and the pair still works both ways.
-    assert mesh.a_events.messages == []
+    assert mesh.a_events.received == []
     assert mesh.a_events.connects == ["b"]
     assert mesh.a_events.disconnects == []
     assert mesh.a.peers == ["b"]
@@ -303,7 +294,7 @@ async def test_a_malformed_frame_after_the_handshake_disconnects_that_peer_as_lo
     await mesh.a_events.wait_for(lambda: ("zz-raw", "lost") in mesh.a_events.disconnects)
 
     assert mesh.a_events.disconnects == [("zz-raw", "lost")]
-    assert mesh.a_events.messages == [("zz-raw", "legit")]
+    assert mesh.a_events.received == [("zz-raw", "legit")]
     assert mesh.a.peers == ["b"]
     assert mesh.a.send("zz-raw", "gone") is False
     assert any(logged in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

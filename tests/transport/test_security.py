@@ -13,19 +13,16 @@ from typing import Any
 import pytest
 from certificates import CertificateAuthority
 from helpers import (
-    DEADLINE,
     LogWatcher,
     LoopErrors,
     RawClient,
-    Recorder,
-    RecordingProxy,
     exchange,
     hello_body,
     raw_client,
     rejects,
     started,
-    uri_of,
 )
+from support import DEADLINE, EventRecorder, FaultProxy, uri_of
 
 import transport
 from transport import (
@@ -50,7 +47,7 @@ def log_watcher() -> Iterator[LogWatcher]:
 
 async def test_nodes_with_the_same_cookie_connect_and_exchange_packets() -> None:
     async with started("a", "b", cookie=COOKIE) as (a, b):
-        a_events, b_events = Recorder(a), Recorder(b)
+        a_events, b_events = EventRecorder(a), EventRecorder(b)
         assert await a.connect(uri_of(b)) == "b"
         await b_events.wait_for(lambda: b_events.connects == ["a"])
         assert a_events.connects == ["b"]
@@ -89,7 +86,7 @@ async def test_mismatched_cookies_refuse_the_connection(
         started(dialer_id, cookie=dialer_cookie) as (dialer,),
         started(listener_id, cookie=listener_cookie) as (listener,),
     ):
-        dialer_events, listener_events = Recorder(dialer), Recorder(listener)
+        dialer_events, listener_events = EventRecorder(dialer), EventRecorder(listener)
         with pytest.raises(AuthenticationError):
             await dialer.connect(uri_of(listener))
         # The listener has given up on that connection too (it logs why).
@@ -100,7 +97,7 @@ async def test_mismatched_cookies_refuse_the_connection(
         assert not dialer.is_kept(listener_id)
         assert dialer.send(listener_id, "nope") is False
         assert listener.send(dialer_id, "nope") is False
-        assert dialer_events.messages == [] and listener_events.messages == []
+        assert dialer_events.received == [] and listener_events.received == []
 
 
 async def test_a_wrong_cookie_error_says_what_is_wrong() -> None:
@@ -118,13 +115,13 @@ async def test_a_wrong_cookie_error_says_what_is_wrong() -> None:
 class CookieMesh:
     a: Node
     b: Node
-    a_events: Recorder
+    a_events: EventRecorder
 
 
 @pytest.fixture
 async def cookie_mesh() -> AsyncIterator[CookieMesh]:
     async with started("a", "b", cookie=COOKIE) as (a, b):
-        a_events = Recorder(a)
+        a_events = EventRecorder(a)
         assert await b.connect(uri_of(a)) == "a"
         await a_events.wait_for(lambda: a_events.connects == ["b"])
         yield CookieMesh(a, b, a_events)
@@ -165,7 +162,7 @@ async def test_nothing_is_delivered_before_authentication(
             await raw.send_body(body)
         replies = await raw.read_until_eof(timeout=DEADLINE)
     assert [reject_code for reject_code, _ in rejects(replies)] == [code]
-    assert cookie_mesh.a_events.messages == []
+    assert cookie_mesh.a_events.received == []
     assert cookie_mesh.a_events.connects == ["b"]
     assert cookie_mesh.a.peers == ["b"]
     await exchange(cookie_mesh.a, cookie_mesh.b, "still-serving")
@@ -186,9 +183,9 @@ async def test_a_replayed_handshake_is_rejected(log_watcher: LogWatcher) -> None
     """Bytes recorded from an honest dialer do not authenticate again: the nonce is fresh."""
     async with (
         started("listener", cookie=COOKIE) as (listener,),
-        RecordingProxy(uri_of(listener)) as proxy,
+        FaultProxy(uri_of(listener)) as proxy,
     ):
-        events = Recorder(listener)
+        events = EventRecorder(listener)
         async with started("dialer", cookie=COOKIE) as (dialer,):
             assert await dialer.connect(proxy.uri) == "listener"
             assert dialer.send("listener", "secret-1")
@@ -205,7 +202,7 @@ async def test_a_replayed_handshake_is_rejected(log_watcher: LogWatcher) -> None
         assert hello["op"] == "hello" and isinstance(hello["proof"], bytes)
         assert [code for code, _ in rejects(rest)] == ["auth"]
         assert "dialer's proof does not match" in await log_watcher.wait_for("proof")
-        assert events.messages == [("dialer", "secret-1")]
+        assert events.received == [("dialer", "secret-1")]
         assert events.connects == ["dialer"]
         assert listener.peers == []
 
@@ -213,10 +210,10 @@ async def test_a_replayed_handshake_is_rejected(log_watcher: LogWatcher) -> None
 async def test_a_replayed_handshake_is_rejected_while_the_honest_peer_is_up() -> None:
     async with (
         started("listener", cookie=COOKIE) as (listener,),
-        RecordingProxy(uri_of(listener)) as proxy,
+        FaultProxy(uri_of(listener)) as proxy,
         started("dialer", cookie=COOKIE) as (dialer,),
     ):
-        events = Recorder(listener)
+        events = EventRecorder(listener)
         assert await dialer.connect(proxy.uri) == "listener"
         assert dialer.send("listener", "secret-1")
         await events.wait_message("dialer", "secret-1")
@@ -226,7 +223,7 @@ async def test_a_replayed_handshake_is_rejected_while_the_honest_peer_is_up() ->
             replies = await raw.read_until_eof(timeout=DEADLINE)
 
         assert [code for code, _ in rejects(replies)] == ["auth"]
-        assert events.messages == [("dialer", "secret-1")]
+        assert events.received == [("dialer", "secret-1")]
         assert events.connects == ["dialer"] and events.disconnects == []
         await exchange(listener, dialer, "honest peer unharmed")
 
@@ -276,7 +273,7 @@ async def test_a_flood_of_silent_connections_is_capped(log_watcher: LogWatcher) 
         ) as (a,),
         started("b", cookie=COOKIE) as (b,),
     ):
-        a_events = Recorder(a)
+        a_events = EventRecorder(a)
         flood = [await RawClient.open(uri_of(a)) for _ in range(FLOOD)]
         readers = [asyncio.ensure_future(client.read_until_eof(DEADLINE)) for client in flood]
         try:
@@ -304,7 +301,7 @@ async def test_a_flood_of_silent_connections_is_capped(log_watcher: LogWatcher) 
             assert await b.connect(uri_of(a)) == "a"
             await exchange(a, b, "after the flood")
             assert a_events.connects == ["b"]
-            assert a_events.messages == [("b", ["to-a", "after the flood"])]
+            assert a_events.received == [("b", ["to-a", "after the flood"])]
         finally:
             for reader in readers:
                 reader.cancel()
@@ -318,7 +315,7 @@ async def test_closing_a_flood_socket_frees_its_slot() -> None:
         started("a", cookie=COOKIE, max_pending_handshakes=1) as (a,),
         started("b", cookie=COOKIE) as (b,),
     ):
-        a_events = Recorder(a)
+        a_events = EventRecorder(a)
         async with raw_client(uri_of(a)) as holder:
             # Prove the holder took the only slot: a second raw socket is turned away.
             async with raw_client(uri_of(a)) as second:
@@ -372,9 +369,9 @@ async def test_two_tls_nodes_connect_and_exchange_encrypted_packets(
     async with (
         tls_node("a", ca) as a,
         tls_node("b", ca) as b,
-        RecordingProxy(uri_of(b)) as proxy,
+        FaultProxy(uri_of(b)) as proxy,
     ):
-        b_events = Recorder(b)
+        b_events = EventRecorder(b)
         assert await a.connect(proxy.uri) == "b"
         await b_events.wait_for(lambda: b_events.connects == ["a"])
         await exchange(a, b, "plaintext-marker")
@@ -386,7 +383,7 @@ async def test_two_tls_nodes_connect_and_exchange_encrypted_packets(
 
 async def test_without_tls_the_same_bytes_would_be_readable() -> None:
     """The control for the test above: the proxy does see a plaintext session."""
-    async with started("a", "b") as (a, b), RecordingProxy(uri_of(b)) as proxy:
+    async with started("a", "b") as (a, b), FaultProxy(uri_of(b)) as proxy:
         assert await a.connect(proxy.uri) == "b"
         await exchange(a, b, "plaintext-marker")
         assert b"plaintext-marker" in proxy.client_bytes[0]
@@ -401,18 +398,18 @@ async def test_tls_and_a_cookie_together(ca: CertificateAuthority) -> None:
 @pytest.mark.usefixtures("debug_loop")
 async def test_a_plain_node_cannot_connect_to_a_tls_node(ca: CertificateAuthority) -> None:
     async with tls_node("secure", ca) as secure, started("plain") as (plain,):
-        secure_events, plain_events = Recorder(secure), Recorder(plain)
+        secure_events, plain_events = EventRecorder(secure), EventRecorder(plain)
         with pytest.raises(TransportError):
             await plain.connect(uri_of(secure))
         assert plain.peers == [] and secure.peers == []
         assert plain_events.connects == [] and secure_events.connects == []
-        assert secure_events.messages == []
+        assert secure_events.received == []
 
 
 @pytest.mark.usefixtures("debug_loop")
 async def test_a_tls_node_cannot_connect_to_a_plain_node(ca: CertificateAuthority) -> None:
     async with tls_node("secure", ca) as secure, started("plain") as (plain,):
-        secure_events, plain_events = Recorder(secure), Recorder(plain)
+        secure_events, plain_events = EventRecorder(secure), EventRecorder(plain)
         with pytest.raises(TransportError):
             await secure.connect(uri_of(plain))
         assert plain.peers == [] and secure.peers == []
@@ -429,7 +426,7 @@ async def test_a_server_certificate_from_an_untrusted_ca_fails_verification(
         tls_node("a", ca) as a,
         Node("rogue", ssl=rogue_server, dial_ssl=rogue_client) as rogue,
     ):
-        rogue_events = Recorder(rogue)
+        rogue_events = EventRecorder(rogue)
         with pytest.raises(AuthenticationError, match="TLS verification") as info:
             await a.connect(uri_of(rogue))
         assert "certificate verify failed" in str(info.value)
@@ -447,11 +444,11 @@ async def test_a_client_certificate_from_an_untrusted_ca_is_refused(
         tls_node("a", ca) as a,
         Node("rogue", ssl=rogue_server, dial_ssl=rogue_client) as rogue,
     ):
-        a_events = Recorder(a)
+        a_events = EventRecorder(a)
         with pytest.raises(TransportError):
             await rogue.connect(uri_of(a))
         assert a.peers == [] and rogue.peers == []
-        assert a_events.connects == [] and a_events.messages == []
+        assert a_events.connects == [] and a_events.received == []
 
 
 @pytest.mark.usefixtures("debug_loop")
@@ -461,7 +458,7 @@ async def test_a_client_without_a_certificate_is_refused_by_mutual_tls(
     anonymous = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     anonymous.load_verify_locations(ca.ca_file)
     async with tls_node("a", ca) as a, Node("anon", dial_ssl=anonymous) as anon:
-        a_events = Recorder(a)
+        a_events = EventRecorder(a)
         with pytest.raises(TransportError):
             await anon.connect(uri_of(a))
         assert a.peers == [] and a_events.connects == []

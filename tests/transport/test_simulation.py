@@ -11,7 +11,6 @@ Set ``SIMULATION_EXAMPLES`` to run more examples than CI does.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,11 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from support import nonces
 
+from transport._config import NodeConfig
 from transport._connection import Connection, ConnectionState
-from transport._core import CoreConfig, NodeCore
+from transport._core import NodeCore
 from transport._events import (
     DialOutcome,
     PacketsReceived,
@@ -39,7 +40,7 @@ from transport._frames import encode_data
 from transport._handshake import LocalIdentity
 
 IDS = ["n0", "n1", "n2", "n3", "n4", "n5"]
-CONFIG = CoreConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0, handshake_timeout=5.0)
+CONFIG = NodeConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0, handshake_timeout=5.0)
 COOKIE = b"simulation-cookie"
 
 
@@ -82,14 +83,10 @@ class MeshSimulation(RuleBasedStateMachine):
         self.links: list[Link] = []
         self.redials: set[tuple[str, str]] = set()
         self.generations = 0
-        self.nonces = 0
+        self._nonce = nonces()
         self.seq = 0
 
     # -- the simulated world ------------------------------------------------------------------
-
-    def _nonce(self) -> bytes:
-        self.nonces += 1
-        return hashlib.sha256(b"nonce-%d" % self.nonces).digest()
 
     def _boot(self, node_id: str) -> None:
         self.generations += 1
@@ -104,17 +101,16 @@ class MeshSimulation(RuleBasedStateMachine):
         """After a core call: move its output onto links and check its events."""
         node = self.nodes[node_id]
         core = node.core
-        for conn in core.take_dirty():
-            data = core.take_output(conn)
+        for output in core.take_output():
             for link in self.links:
                 if link.severed:
                     continue
                 for index, end in enumerate(link.ends):
-                    if end.conn is conn and end.node_id == node_id:
+                    if end.conn.handle == output.handle and end.node_id == node_id:
                         flow = link.flows[index]
                         if not flow.eof:
-                            flow.data += data
-                            if conn.closing:
+                            flow.data += output.data
+                            if output.close:
                                 flow.eof = True
         for event in core.take_events():
             self._check_event(node_id, node, event)
@@ -125,7 +121,10 @@ class MeshSimulation(RuleBasedStateMachine):
             node.connected.add(event.peer_id)
         elif isinstance(event, PeerDisconnected):
             assert event.peer_id in node.connected, f"{node_id}: disconnect without connect"
-            assert event.reason in ("closed", "lost", "restarted")
+            assert event.reason in ("closed", "lost", "restarted", "unwanted")
+            if event.reason == "unwanted":
+                # Only a connection that neither side keeps any more is discarded.
+                assert not node.core.is_kept(event.peer_id), f"{node_id}: kept peer unwanted"
             node.connected.discard(event.peer_id)
             self._check_really_gone(node_id, self._up_before.get(event.peer_id), event.reason)
         elif isinstance(event, PacketsReceived):
@@ -147,7 +146,7 @@ class MeshSimulation(RuleBasedStateMachine):
 
     def _check_really_gone(self, node_id: str, conn: Connection | None, reason: str) -> None:
         """A connection is declared lost or restarted only when it really is."""
-        if conn is None or reason == "closed":
+        if conn is None or reason in ("closed", "unwanted"):  # deliberate closes
             return
         for link in self.links:
             ends = [end for end in link.ends if end.conn is conn and end.node_id == node_id]
@@ -178,8 +177,9 @@ class MeshSimulation(RuleBasedStateMachine):
 
     def _dial(self, dialer: str, listener: str) -> None:
         a, b = self.nodes[dialer], self.nodes[listener]
-        conn_a = a.core.open(dialer=True, now=self.now, uri=f"sim://{listener}")
-        conn_b = b.core.open(dialer=False, now=self.now)
+        conn_a = a.core.connection(a.core.open(dialer=True, now=self.now, uri=f"sim://{listener}"))
+        conn_b = b.core.connection(b.core.open(dialer=False, now=self.now))
+        assert conn_a is not None and conn_b is not None
         self.links.append(
             Link(
                 (End(dialer, a.generation, conn_a), End(listener, b.generation, conn_b)),
@@ -192,7 +192,7 @@ class MeshSimulation(RuleBasedStateMachine):
     def _lose(self, end: End) -> None:
         if self._live_end(end):
             end.open = False
-            self._run(end.node_id, lambda core: core.connection_lost(end.conn, self.now))
+            self._run(end.node_id, lambda core: core.connection_lost(end.conn.handle, self.now))
         end.open = False
 
     def _deliver(self, link: Link, index: int, amount: int | None) -> None:
@@ -207,7 +207,7 @@ class MeshSimulation(RuleBasedStateMachine):
             del flow.data[:size]
             self._run(
                 receiver.node_id,
-                lambda core: core.receive_data(receiver.conn, chunk, self.now),
+                lambda core: core.receive_data(receiver.conn.handle, chunk, self.now),
             )
         elif flow.eof:
             self._lose(receiver)
@@ -286,6 +286,20 @@ class MeshSimulation(RuleBasedStateMachine):
                     flow.eof = with_eof
         self.redials = {pair for pair in self.redials if pair[0] != node_id}
         self._boot(node_id)
+
+    @rule(data=st.data(), flag=st.booleans())
+    def keep(self, data: st.DataObject, flag: bool) -> None:
+        """A node starts or stops keeping a peer (the peer hears of it)."""
+        node_id = data.draw(st.sampled_from(sorted(self.nodes)))
+        peer = data.draw(st.sampled_from(sorted(set(self.nodes) - {node_id})))
+        self._run(node_id, lambda core: core.keep(peer, flag, f"sim://{peer}"))
+
+    @rule(data=st.data())
+    def disconnect(self, data: st.DataObject) -> None:
+        """A node disconnects a peer, whatever state its connections to it are in."""
+        node_id = data.draw(st.sampled_from(sorted(self.nodes)))
+        peer = data.draw(st.sampled_from(sorted(set(self.nodes) - {node_id})))
+        self._run(node_id, lambda core: core.disconnect(peer))
 
     @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 2.0]))
     def advance_time(self, seconds: float) -> None:

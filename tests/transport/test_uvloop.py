@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 from certificates import CertificateAuthority
+from support import DEADLINE
 
 from actors import Actor, ActorSystem, Message, handler
 from transport import Node, TransportError, parse_uri
 
 uvloop = pytest.importorskip("uvloop", reason="uvloop is the optional 'fast' extra")
-
-DEADLINE = 10.0
 
 
 def run_on_uvloop(scenario: Callable[[], Awaitable[None]]) -> None:
