@@ -266,7 +266,16 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
     if want("actors"):
         print("== actors")
         a = run(lambda: _suite.actor_runs(cfg, "asyncio", True, progress))
-        report.add("actor tell", "actors", "tell, two processes", a["tell"], "msgs/s", one)
+        report.add(
+            "raw oneway interleaved",
+            "actors",
+            "raw asyncio one-way, 40 B, in turn with the tells",
+            a["raw oneway"],
+            "msgs/s",
+        )
+        report.add(
+            "actor tell", "actors", "tell, two processes", a["tell"], "msgs/s", a["raw oneway"]
+        )
         report.add("actor ask", "actors", "ask, two processes", a["ask"], "rt/s", rtt)
         report.add(
             "actor ask 1proc",
@@ -291,6 +300,13 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 pl[f"raw {depth}"],
                 "req/s",
             )
+        report.add(
+            "pipe pingpong",
+            "pipeline",
+            "raw asyncio ping-pong (wait_for per round trip), interleaved with ask, 1 in flight",
+            pl["pingpong"],
+            "rt/s",
+        )
         for depth in cfg.depths:
             report.add(
                 f"ask pipe {depth}",
@@ -473,7 +489,7 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 "tell, two processes (uvloop)",
                 ua["tell"],
                 "msgs/s",
-                uone,
+                ua["raw oneway"],
             )
             report.add(
                 "uv actor ask", "uvloop", "ask, two processes (uvloop)", ua["ask"], "rt/s", urtt
@@ -547,7 +563,11 @@ def judge(report: Report, cfg: Config) -> None:
         ratio("transport oneway 40 B", "raw oneway 40 B"),
         0.8,
     )
-    check("actor tell >= 0.6x raw one-way", ratio("actor tell", "raw oneway 40 B"), 0.6)
+    check(
+        "actor tell >= 0.6x raw one-way (measured in turn)",
+        ratio("actor tell", "raw oneway interleaved"),
+        0.6,
+    )
     check("actor tell >= 1.5x seed one-way", ratio("actor tell", "seed-oneway"), 1.5)
     check(
         "pipelined ask (256 in flight) >= 0.8x raw request/response",
@@ -560,12 +580,15 @@ def judge(report: Report, cfg: Config) -> None:
         v["ask pipe 256"] / max(ray_pipelined) if ray_pipelined and "ask pipe 256" in v else None,
         20.0,
     )
+    # Measured in turn with the raw ping-pong (the pipeline section), so that both see the
+    # same load; without that section, the actors section's ask against the baseline's.
+    sequential = "ask pipe 1" if "ask pipe 1" in v else "actor ask"
     check(
         "sequential ask >= 0.85x raw ping-pong (two processes)",
-        ratio("actor ask", "raw pingpong"),
+        ratio("ask pipe 1", "pipe pingpong") or ratio("actor ask", "raw pingpong"),
         0.85,
     )
-    check("sequential ask >= 8x Ray sequential calls", ratio("actor ask", "ray pipe 1"), 8.0)
+    check("sequential ask >= 8x Ray sequential calls", ratio(sequential, "ray pipe 1"), 8.0)
     p99 = ratio("ask p99", "raw ask p99")
     report.target(
         "ask p99 <= 2x raw p99 (same offered rate)",

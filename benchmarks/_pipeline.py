@@ -183,34 +183,53 @@ async def _raw_stats(transport: asyncio.Transport, proto: RawRequester) -> dict[
 
 
 async def pipeline_runs(cfg: Any, progress: Progress) -> dict[str, float]:
-    """Raw request/response and ``ask`` between two processes at each depth in flight."""
+    """Raw request/response and ``ask`` between two processes at each depth in flight.
+
+    The two are measured in turn, run after run (raw, ask, raw, ask...), and each keeps its
+    best: on a shared machine the load changes within seconds, and interleaving puts both
+    under the same spells. At depth 1 the baseline's ping-pong (which waits on each answer
+    through ``asyncio.wait_for``) is interleaved too: the sequential-ask target uses it.
+    """
     from actors import ActorSystem
 
     from ._messages import Ping
+    from ._suite import _raw_connect, _raw_pingpong
 
     out: dict[str, float] = {}
-    async with worker("raw") as sink:
-        transport, proto = await _raw_requester(sink.info["port"])
-        await in_flight(proto.request, 16, cfg.warmup // 10)
-        for depth in cfg.depths:
-            n = depth_n(cfg, depth)
-            rate = max([await in_flight(proto.request, depth, n) for _ in range(cfg.repeat)])
-            out[f"raw {depth}"] = rate
-            progress(f"raw request/response, {depth} in flight: {rate:,.0f} req/s")
-        transport.close()
-    async with worker("actors") as sink, ActorSystem("bench-driver") as system:
+    async with (
+        worker("raw") as raw,
+        worker("actors") as sink,
+        ActorSystem("bench-driver") as system,
+    ):
+        transport, proto = await _raw_requester(raw.info["port"])
+        ping_transport, ping_proto = await _raw_connect(raw.info["port"])
         peer = await system.connect(sink.info["uris"][0])
         ask = system.ask
 
         def call(i: int) -> Awaitable[Any]:
             return ask(peer, "sink", Ping(seq=i))
 
+        await in_flight(proto.request, 16, cfg.warmup // 10)
         await in_flight(call, 16, cfg.warmup // 10)
         for depth in cfg.depths:
             n = depth_n(cfg, depth)
-            rate = max([await in_flight(call, depth, n) for _ in range(cfg.repeat)])
-            out[f"ask {depth}"] = rate
-            progress(f"ask, {depth} in flight: {rate:,.0f} asks/s")
+            raws, asks, pings = [], [], []
+            for _ in range(cfg.repeat):
+                raws.append(await in_flight(proto.request, depth, n))
+                asks.append(await in_flight(call, depth, n))
+                if depth == 1:
+                    pings.append(await _raw_pingpong(ping_transport, ping_proto, n))
+            out[f"raw {depth}"] = max(raws)
+            out[f"ask {depth}"] = max(asks)
+            progress(
+                f"{depth} in flight: raw request/response {max(raws):,.0f} req/s, "
+                f"ask {max(asks):,.0f} asks/s"
+            )
+            if pings:
+                out["pingpong"] = max(pings)
+                progress(f"raw ping-pong (wait_for), interleaved: {max(pings):,.0f} rt/s")
+        transport.close()
+        ping_transport.close()
     return out
 
 
