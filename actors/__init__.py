@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 
-from actors._actor import Actor, ActorRef, Context, handler
+from actors._actor import Actor, ActorRef, Context, Terminated, handler
 from actors._deadletters import DeadLetter
 from actors._envelope import EnvelopeKind
-from actors._events import NodeDown, NodeUp, SystemEvent
+from actors._events import ActorFailed, NodeDown, NodeUp, SystemEvent
 from actors._mailbox import Supervision
 from actors._message import Message, encode_message, message_class, message_tag
-from actors._system import ActorSystem, SystemStats
+from actors._system import ActorStats, ActorSystem, SystemStats
+from actors._timers import Timer
 from actors.errors import (
     ActorError,
     ActorNotFoundError,
@@ -54,8 +55,10 @@ from actors.errors import (
 __all__ = [
     "Actor",
     "ActorError",
+    "ActorFailed",
     "ActorNotFoundError",
     "ActorRef",
+    "ActorStats",
     "ActorSystem",
     "ActorUsageError",
     "AskError",
@@ -80,6 +83,8 @@ __all__ = [
     "SystemClosedError",
     "SystemEvent",
     "SystemStats",
+    "Terminated",
+    "Timer",
     "encode_message",
     "handler",
     "message_class",

@@ -7,18 +7,25 @@ import types
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union, overload
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from actors._message import Message
-from actors.errors import ContextError, HandlerDefinitionError
+from actors._timers import Timer, Timers
+from actors._values import receiving_system
+from actors._watch import TerminationReason
+from actors.errors import ActorUsageError, ContextError, HandlerDefinitionError
 
 if TYPE_CHECKING:
     from actors._envelope import Delivery
     from actors._system import ActorSystem
 
-__all__ = ["Actor", "ActorRef", "Context", "handler"]
+__all__ = ["Actor", "ActorRef", "Context", "Terminated", "handler"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 _HANDLER_MARK = "__actor_handler__"
 
 
@@ -27,7 +34,8 @@ def handler(func: _F) -> _F:
 
     The method takes one argument besides ``self``, annotated with a `Message` subclass (or a
     union of them). It may be a plain or an ``async`` method. When an actor is asked, the
-    method's return value (a `Message` or None) is the reply.
+    method's return value is the reply: a `Message`, None, a plain value (bool, int, float,
+    str, bytes, list, tuple, dict) or anything else pydantic can serialize.
 
     Args:
         func: The method to mark.
@@ -59,9 +67,15 @@ class _Handler:
 class ActorRef:
     """An address of an actor, local or on a peer node, to send it messages.
 
-    Refs are cheap values: build one with `ActorSystem.ref`, or get one from
+    Refs are cheap, immutable values: build one with `ActorSystem.ref`, or get one from
     `Context.sender` / `Context.self_ref`. Two refs are equal when they name the same actor
     through the same system.
+
+    A ref is also a field type: a `Message` may carry refs (``reply_to: ActorRef``,
+    ``ActorRef | None``, ``list[ActorRef]``, ``dict[str, ActorRef]``). On the wire a ref is
+    ``[node_id, name]``; the node that receives the message validates it back into a ref
+    bound to its own system, so ``tell`` and ``ask`` through it work there, to this node, the
+    sender's node or any node the receiver is connected to.
 
     Attributes:
         node_id: The id of the node hosting the actor.
@@ -70,11 +84,12 @@ class ActorRef:
 
     __slots__ = ("_system", "name", "node_id")
 
-    def __init__(self, system: ActorSystem, node_id: str, name: str) -> None:
+    def __init__(self, system: ActorSystem | None, node_id: str, name: str) -> None:
         """Build a ref; prefer `ActorSystem.ref`.
 
         Args:
-            system: The system that sends on this ref's behalf.
+            system: The system that sends on this ref's behalf. None makes an unbound ref,
+                which sends through the system of the actor using it (see `system`).
             node_id: The id of the node hosting the actor.
             name: The actor's name on that node.
         """
@@ -84,8 +99,26 @@ class ActorRef:
 
     @property
     def system(self) -> ActorSystem:
-        """The `ActorSystem` this ref sends through."""
-        return self._system
+        """The `ActorSystem` this ref sends through.
+
+        A ref validated outside any system's receive path (``Msg.model_validate(...)`` in
+        plain code) is unbound; inside a handler it sends through that actor's system.
+
+        Raises:
+            ContextError: The ref is unbound and is used outside any actor's handler.
+        """
+        system = self._system
+        if system is not None:
+            return system
+        from actors._mailbox import current_actor  # a cycle at import time
+
+        running = current_actor.get()
+        if running is None:
+            raise ContextError(
+                f"{self!r} is not bound to an actor system: make refs with system.ref(), "
+                "or use a ref received in a message inside a handler"
+            )
+        return running[0]
 
     def tell(self, message: Message) -> bool:
         """Send a message without waiting for an answer (see `ActorSystem.tell`).
@@ -96,19 +129,71 @@ class ActorRef:
         Returns:
             True when the message was handed to the local mailbox or to the transport.
         """
-        return self._system.tell(self.node_id, self.name, message)
+        return self.system.tell(self.node_id, self.name, message)
 
-    async def ask(self, message: Message, *, timeout: float = 5.0) -> Message | None:
+    @overload
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: None = None
+    ) -> Any: ...
+
+    @overload
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: type[_T]
+    ) -> _T: ...
+
+    @overload
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: types.UnionType
+    ) -> Any: ...
+
+    async def ask(
+        self, message: Message, *, timeout: float | None = 5.0, reply_type: Any = None
+    ) -> Any:
         """Send a message and wait for the handler's return value (see `ActorSystem.ask`).
 
         Args:
             message: The message to send.
-            timeout: Seconds to wait for the reply.
+            timeout: Seconds to wait for the reply; None waits forever.
+            reply_type: Validate the reply into this type on arrival (``int``,
+                ``list[Point]``, a model...); None returns it as it came.
 
         Returns:
-            The reply message, or None when the handler returned None.
+            The reply: a `Message` as its class, a plain value as returned, anything else in
+            its msgpack-native form (or validated into ``reply_type``).
         """
-        return await self._system.ask(self.node_id, self.name, message, timeout=timeout)
+        return await self.system.ask(
+            self.node_id, self.name, message, timeout=timeout, reply_type=reply_type
+        )
+
+    @staticmethod
+    def __wire_form__(ref: ActorRef) -> list[str]:
+        """The msgpack-native form of a ref: ``[node_id, name]``."""
+        return [ref.node_id, ref.name]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Make `ActorRef` usable as a pydantic field type (see the class docstring)."""
+        from_wire = core_schema.no_info_after_validator_function(
+            _ref_from_wire,
+            core_schema.tuple_schema([core_schema.str_schema(), core_schema.str_schema()]),
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=from_wire,
+            python_schema=core_schema.union_schema(
+                [core_schema.is_instance_schema(cls), from_wire]
+            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                cls.__wire_form__, when_used="always"
+            ),
+        )
+
+    def __copy__(self) -> ActorRef:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ActorRef:
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ActorRef):
@@ -123,7 +208,26 @@ class ActorRef:
         return hash((id(self._system), self.node_id, self.name))
 
     def __repr__(self) -> str:
-        return f"<ActorRef {self.node_id}/{self.name} via {self._system.id}>"
+        via = self._system.id if self._system is not None else "unbound"
+        return f"<ActorRef {self.node_id}/{self.name} via {via}>"
+
+
+def _ref_from_wire(value: tuple[str, str]) -> ActorRef:
+    # The receive path names the system that is validating; outside it the ref is unbound.
+    return ActorRef(receiving_system.get(), value[0], value[1])
+
+
+class Terminated(Message, tag="masterless.Terminated"):
+    """Delivered once to an actor that watches ``ref`` (`Context.watch`) when that actor ends.
+
+    Attributes:
+        ref: The watched actor.
+        reason: ``"stopped"`` (it stopped), ``"not_found"`` (no such actor when the watch
+            arrived), or ``"node_down"`` (its node is not connected, went down or restarted).
+    """
+
+    ref: ActorRef
+    reason: TerminationReason
 
 
 class Context:
@@ -135,7 +239,7 @@ class Context:
         self_ref: An `ActorRef` to the actor itself.
     """
 
-    __slots__ = ("_current", "name", "self_ref", "system")
+    __slots__ = ("_current", "_timers", "name", "self_ref", "system")
 
     def __init__(self, system: ActorSystem, name: str) -> None:
         """Build a context; the system does this at spawn.
@@ -149,6 +253,8 @@ class Context:
         self.self_ref = ActorRef(system, system.id, name)
         # The delivery being handled; only ActorCell._invoke sets and clears it.
         self._current: Delivery | None = None
+        # The cell replaces the delivery function with one into its own mailbox.
+        self._timers = Timers(lambda message, mark: self.self_ref.tell(message))
 
     @property
     def sender(self) -> ActorRef | None:
@@ -161,6 +267,56 @@ class Context:
         if current is None or current.sender_name is None or current.sender_node is None:
             return None
         return ActorRef(self.system, current.sender_node, current.sender_name)
+
+    def schedule(self, delay: float, message: Message, *, every: float | None = None) -> Timer:
+        """Send ``message`` to this actor after ``delay`` seconds (then every ``every``).
+
+        The timer ends when it is cancelled, when a one-shot timer fired, and when the actor
+        stops or is restarted: after that no message from it is handled (even one already
+        waiting in the mailbox), and none becomes a dead letter.
+
+        Args:
+            delay: Seconds until the first delivery.
+            message: The message to deliver to this actor.
+            every: Repeat at this rate (seconds); None delivers once.
+
+        Returns:
+            A `Timer`; call ``cancel()`` on it to stop it.
+
+        Raises:
+            ActorUsageError: ``message`` is not a `Message`, ``delay`` is negative or
+                ``every`` is not positive.
+        """
+        return self._timers.schedule(delay, message, every)
+
+    def watch(self, ref: ActorRef) -> None:
+        """Be told once when the actor behind ``ref`` ends: a `Terminated` message arrives.
+
+        Works for local and remote refs. Watching the same ref again changes nothing. The
+        reason is ``"stopped"``, ``"not_found"`` or ``"node_down"`` (see `Terminated`).
+
+        Args:
+            ref: The actor to watch.
+
+        Raises:
+            ActorUsageError: ``ref`` is not an `ActorRef`.
+        """
+        if not isinstance(ref, ActorRef):
+            raise ActorUsageError(f"watch() needs an ActorRef, not {type(ref).__qualname__}")
+        self.system._watch(self.name, ref)
+
+    def unwatch(self, ref: ActorRef) -> None:
+        """Stop watching ``ref``; no `Terminated` for it is delivered after this call.
+
+        Args:
+            ref: A ref passed to `watch` before (any other ref is ignored).
+
+        Raises:
+            ActorUsageError: ``ref`` is not an `ActorRef`.
+        """
+        if not isinstance(ref, ActorRef):
+            raise ActorUsageError(f"unwatch() needs an ActorRef, not {type(ref).__qualname__}")
+        self.system._unwatch(self.name, ref)
 
     def __repr__(self) -> str:
         return f"<Context {self.system.id}/{self.name}>"

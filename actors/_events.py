@@ -1,5 +1,5 @@
-"""System events: the `NodeUp` / `NodeDown` messages actors receive, and the callbacks users
-register with `ActorSystem.on`."""
+"""System events: the `NodeUp` / `NodeDown` messages actors receive, `ActorFailed`, and the
+callbacks users register with `ActorSystem.on`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,34 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from actors._message import Message
 from actors.errors import ActorUsageError
 
-__all__ = ["EVENTS", "EventHub", "NodeDown", "NodeUp", "SystemEvent"]
+__all__ = ["EVENTS", "ActorFailed", "EventHub", "NodeDown", "NodeUp", "SystemEvent"]
 
 logger = logging.getLogger(__name__)
 
-SystemEvent = Literal["node_up", "node_down", "dead_letter"]
+SystemEvent = Literal["node_up", "node_down", "dead_letter", "actor_failed"]
 """The events :meth:`ActorSystem.on` accepts."""
-EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter"})
+EVENTS: frozenset[str] = frozenset({"node_up", "node_down", "dead_letter", "actor_failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class ActorFailed:
+    """A handler raised, as passed to ``on("actor_failed", ...)`` callbacks.
+
+    Attributes:
+        actor: The actor's name on this node.
+        message_type: The class of the message it was handling.
+        exception: What the handler raised.
+    """
+
+    actor: str
+    message_type: type[Message]
+    exception: Exception
 
 
 class NodeUp(Message, tag="masterless.NodeUp"):

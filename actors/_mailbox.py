@@ -17,13 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import ValidationError
-
 from actors._actor import Actor, Context, _Handler
-from actors._envelope import Delivery, ReplyTo, Tell, decode, replyable
+from actors._envelope import Delivery, ReplyTo, Tell, decode
+from actors._limits import DESCRIBE_LIMIT, bounded_text, scalar_classes
 from actors._message import Message
+from actors._timers import TimerMark
 
 if TYPE_CHECKING:
+    from actors._receive import Admission
     from actors._system import ActorSystem
 
 __all__ = ["ActorCell", "CellHost", "Supervision"]
@@ -62,11 +63,21 @@ class CellHost(Protocol):
         sender_node: str | None,
         detail: str,
         reply_to: ReplyTo | None,
+        *,
+        log: bool = True,
     ) -> None:
-        """Count and report a message the cell could not handle; answer it if it was an ask."""
+        """Count and report a message the cell could not handle; answer it if it was an ask.
+        ``log=False``: the cell sums such letters up in `cell_ended` instead of a line each."""
 
     def cell_stopped(self, cell: ActorCell) -> None:
         """The cell's actor has stopped: no more messages are to be routed to it."""
+
+    def cell_ended(self, cell: ActorCell, discarded: int) -> None:
+        """The actor's ``on_stop`` ran; ``discarded`` messages were still queued (dead letters
+        already recorded, without a log line each). Death watch learns of the end here."""
+
+    def actor_failed(self, cell: ActorCell, message_type: type[Message], exc: Exception) -> None:
+        """A handler raised (the ``actor_failed`` event)."""
 
 
 class _InlineRun:
@@ -105,6 +116,7 @@ class ActorCell:
         instance: Actor,
         factory: Callable[[], Actor] | None,
         supervision: Supervision,
+        mailbox_size: int | None = None,
     ) -> None:
         self.host = host
         self.name = context.name
@@ -125,6 +137,15 @@ class ActorCell:
         # A handler run inline raised: the mailbox task applies supervision (it may await).
         self._failure: tuple[_Handler, Delivery, Exception] | None = None
         self.stopped = False
+        self.mailbox_size = mailbox_size
+        """The bound of the mailbox, or None."""
+        self.handled = 0
+        """Messages given to a handler (including those it raised on)."""
+        self.failed = 0
+        """Messages whose handler raised."""
+        self.restarts = 0
+        """Times supervision replaced the instance."""
+        context._timers._deliver = self._deliver_timer
 
     def start(self) -> None:
         """Create the mailbox task."""
@@ -132,14 +153,33 @@ class ActorCell:
             self._run(), name=f"actor {self._node_id}/{self.name}"
         )
 
-    def put(self, delivery: Delivery) -> None:
-        """Append a message to the mailbox (never blocks, allocates nothing but the entry)."""
+    def put(self, delivery: Delivery) -> bool:
+        """Append a message to the mailbox (never blocks, allocates nothing but the entry).
+
+        Returns:
+            False when the mailbox is bounded and full: nothing was queued.
+        """
+        size = self.mailbox_size
+        if size is not None and len(self._queue) >= size:
+            return False
         self._queue.append(delivery)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        return True
+
+    def put_system(self, delivery: Delivery) -> None:
+        """Append a system notice (`Terminated`, `NodeUp`...), past the mailbox's bound."""
+        self._queue.append(delivery)
+        self._wake()
+
+    def _deliver_timer(self, message: Message, mark: int) -> bool:
+        """Queue a fired timer's message (see `actors._timers.TimerMark`)."""
+        if self._stopping:
+            return False
+        return self.put(_new(Delivery, (message, self._node_id, self.name, TimerMark(mark))))
 
     # --- the one way into a handler ------------------------------------------------------------
 
@@ -151,6 +191,7 @@ class ActorCell:
         """
         context = self.context
         context._current = delivery
+        self.handled += 1
         try:
             return entry.function(self.instance, delivery.message)
         finally:
@@ -160,6 +201,7 @@ class ActorCell:
         """As `_invoke`, for an ``async`` handler: the binding holds across its awaits."""
         context = self.context
         context._current = delivery
+        self.handled += 1
         try:
             return await entry.function(self.instance, delivery.message)
         finally:
@@ -191,16 +233,23 @@ class ActorCell:
         return True
 
     def run_tells(
-        self, peer_id: str, packets: list[Any], index: int, first: Tell, cls: type[Message]
+        self,
+        peer_id: str,
+        packets: list[Any],
+        index: int,
+        first: Tell,
+        cls: type[Message],
+        admission: Admission,
     ) -> int:
         """Handle a run of tells from ``packets[index:]`` at once, as `run_now` does for one.
 
         ``first`` is ``packets[index]`` decoded. The run is the packets, from ``index`` on,
-        that decode as tells for this actor with ``first``'s wire tag (of class ``cls``) and a
-        valid payload. It stops early at the first packet that is not, when a handler raises,
-        or when a handler left mail in the mailbox or asked the actor to stop; the caller takes
-        the rest one by one. Validation, order and one-at-a-time are those of the mailbox:
-        this only skips the deque.
+        that decode as tells for this actor with ``first``'s wire tag (of class ``cls``). Each
+        payload is checked against ``admission``'s size budget and validated, once; one refused
+        is a dead letter (``admission`` reports it) and the run goes on past it. The run stops early
+        when a handler raises, or when a handler left mail in the mailbox or asked the actor to
+        stop; the caller takes the rest one by one. Order and one-at-a-time are those of the
+        mailbox: this only skips the deque.
 
         Returns:
             The index of the first packet not handled (``index`` when none was).
@@ -208,25 +257,36 @@ class ActorCell:
         entry = self._inline_handler(cls)
         if entry is None:
             return index
-        validate = cls.__pydantic_validator__.validate_python
         name = self.name
         tag = first.tag
         count = len(packets)
         invoke = self._invoke
         envelope: Any = first
+        validate = cls.__pydantic_validator__.validate_python
+        budget = admission.max_items
+        # A flat map for a class of scalars needs only its length checked (see within_budget);
+        # anything else takes admission.admit, which walks it.
+        flat = cls in scalar_classes
         with self._inline:
             while True:
-                try:
-                    message = validate(envelope.payload)
-                except ValidationError:
-                    break  # the caller's general path reports it as a dead letter
-                delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, None))
+                payload = envelope.payload
+                if budget is None or (flat and type(payload) is dict and len(payload) <= budget):
+                    try:
+                        message = validate(payload)
+                    except Exception as exc:
+                        admission.refuse(peer_id, envelope, cls, None, exc)
+                        message = None
+                else:
+                    message = admission.admit(peer_id, envelope, cls, None)
+                    flat = cls in scalar_classes
                 index += 1
-                try:
-                    invoke(entry, delivery)
-                except Exception as exc:
-                    self._fail_inline(entry, delivery, exc)
-                    break  # the mailbox task supervises before the next message
+                if message is not None:
+                    delivery = _new(Delivery, (message, peer_id, envelope.sender_actor, None))
+                    try:
+                        invoke(entry, delivery)
+                    except Exception as exc:
+                        self._fail_inline(entry, delivery, exc)
+                        break  # the mailbox task supervises before the next message
                 if self._queue or self._stopping or index >= count:
                     break
                 envelope = decode(packets[index])
@@ -311,15 +371,28 @@ class ActorCell:
                 await waiter
                 continue
             delivery = popleft()
+            reply_to = delivery.reply_to
             entry = type(self.instance)._handler_for(type(delivery.message))
-            if entry is not None and not entry.is_async and delivery.reply_to is None:
+            if entry is not None and not entry.is_async and reply_to is None:
                 # The hot path, a tell to a synchronous handler: no coroutine per message.
                 try:
                     invoke(entry, delivery)
                 except Exception as exc:
                     await self._failed(entry, delivery, exc)
+            elif type(reply_to) is TimerMark and not self.context._timers.take(reply_to.mark):
+                continue  # from a timer cancelled after it fired
             else:
-                await self._handle(delivery)
+                try:
+                    await self._handle(delivery)
+                except Exception:
+                    # Not the handler's exception (`_handle` catches those): answering,
+                    # reporting or supervising failed. The actor carries on regardless.
+                    logger.exception(
+                        "actor %s/%s: internal error around %s; carrying on",
+                        self._node_id,
+                        self.name,
+                        type(delivery.message).__qualname__,
+                    )
             handled += 1
             if handled >= _FAIRNESS_BATCH:
                 handled = 0
@@ -351,27 +424,27 @@ class ActorCell:
             self._answer(entry, delivery, result)
 
     def _answer(self, entry: _Handler, delivery: Delivery, result: Any) -> None:
-        """Send an ask's reply through its reply capability."""
+        """Send an ask's reply, the handler's return value whatever its type, through its
+        reply capability (which answers an unserializable one as an ``EncodeError``)."""
         reply_to = delivery.reply_to
         assert reply_to is not None
-        if replyable(result):
+        try:
             reply_to.reply(result)
-            return
-        logger.error(
-            "actor %s/%s: %s() returned %s; a reply must be a Message or None",
-            self._node_id,
-            self.name,
-            entry.name,
-            type(result).__qualname__,
-        )
-        reply_to.fail(
-            "TypeError",
-            f"{entry.name}() returned {type(result).__qualname__}; "
-            "a reply must be a Message or None",
-        )
+        except Exception as exc:
+            # The reply capability turns what it can foresee (too large, too deep, no msgpack
+            # form) into a RemoteError itself; anything else still must not end the actor.
+            logger.exception(
+                "actor %s/%s: the reply of %s() could not be sent",
+                self._node_id,
+                self.name,
+                entry.name,
+            )
+            reply_to.fail("EncodeError", f"the reply could not be sent: {type(exc).__name__}")
 
     async def _failed(self, entry: _Handler, delivery: Delivery, exc: Exception) -> None:
-        """A handler raised: log it, answer an ask with the error, apply supervision."""
+        """A handler raised: log and count it, tell the host (``actor_failed``), answer an ask
+        with the error, apply supervision."""
+        self.failed += 1
         logger.error(
             "actor %s/%s: %s() failed on %s",
             self._node_id,
@@ -381,7 +454,8 @@ class ActorCell:
             exc_info=exc,
         )
         if delivery.reply_to is not None:
-            delivery.reply_to.fail(type(exc).__name__, str(exc))
+            delivery.reply_to.fail(type(exc).__name__, _exception_text(exc))
+        self.host.actor_failed(self, type(delivery.message), exc)
         await self._supervise()
 
     async def _supervise(self) -> None:
@@ -393,6 +467,8 @@ class ActorCell:
             return
         # restart: the old instance is done with; a fresh one from the factory takes over
         logger.info("actor %s/%s restarts (supervision=restart)", self._node_id, self.name)
+        self.restarts += 1
+        self.context._timers.cancel_all()  # the fresh instance schedules its own
         await self._call_hook(self.instance.on_stop, "on_stop")
         self._started = False
         assert self.factory is not None  # spawn() refuses restart without a factory
@@ -423,14 +499,20 @@ class ActorCell:
 
     async def _finish(self) -> None:
         self._stopping = True
+        self.context._timers.cancel_all()
         self.host.cell_stopped(self)
         try:
             if self._started:
                 await self._call_hook(self.instance.on_stop, "on_stop")
         finally:
             self.stopped = True
+            self.context._timers.close()  # also those on_stop may have scheduled
+            discarded = 0
             while self._queue:
                 delivery = self._queue.popleft()
+                if type(delivery.reply_to) is TimerMark:
+                    continue  # the actor's own timer: it ended with the actor
+                discarded += 1
                 self.host.dead_letter(
                     "actor_stopped",
                     self.name,
@@ -438,4 +520,15 @@ class ActorCell:
                     delivery.sender_node,
                     f"actor {self.name!r} stopped before handling it",
                     delivery.reply_to,
+                    log=False,  # the host logs one line for them all (cell_ended)
                 )
+            self.host.cell_ended(self, discarded)
+
+
+def _exception_text(exc: BaseException) -> str:
+    """``str(exc)``, cut to a sendable size; a ``__str__`` that itself fails is named."""
+    try:
+        text = str(exc)
+    except Exception as failure:
+        return f"<str() of the exception failed: {type(failure).__name__}>"
+    return bounded_text(text, 4 * DESCRIBE_LIMIT)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import pathlib
+import sys
 import types
 import typing
 import uuid
@@ -135,13 +136,28 @@ def encode_message(message: Message) -> tuple[str, Any]:
         read-only: for flat messages it is the instance's own field dict.
 
     Raises:
-        EncodeError: A field holds a value with no msgpack-native form.
+        EncodeError: A field holds a value with no msgpack-native form, or one nested too deep
+            to walk (every encoding failure, whatever raised it, surfaces as this).
     """
     cls = type(message)
     encoder = _ENCODERS.get(cls)
     if encoder is None:
         encoder = _ENCODERS[cls] = _build_encoder(cls)
-    return cls.__message_tag__, encoder(message)
+    try:
+        return cls.__message_tag__, encoder(message)
+    except RecursionError as exc:
+        raise EncodeError(
+            f"cannot encode {cls.__qualname__}: a value is nested too deep "
+            f"(depth beyond about {sys.getrecursionlimit() // 2} levels)"
+        ) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        # pydantic's serializer (PydanticSerializationError is a ValueError) and int/float
+        # conversions report through these; the caller sees one error class.
+        raise EncodeError(f"cannot encode {cls.__qualname__}: {_short(str(exc))}") from exc
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text)} chars]"
 
 
 # --- choosing an encoder per class -------------------------------------------------------------
@@ -190,6 +206,8 @@ def _annotation_kind(annotation: Any) -> Literal["flat", "native", "convert"]:
     python-mode dump (nested models), or need "convert"-ing."""
     if annotation in _NATIVE_SCALARS:
         return "flat"
+    if getattr(annotation, "__wire_form__", None) is not None:
+        return "native"  # ActorRef: its serializer yields [node_id, name]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Union or origin is types.UnionType:
@@ -253,7 +271,9 @@ def _to_wire(value: Any) -> Any:
         return {_wire_key(key): _to_wire(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_to_wire(item) for item in value]
-    raise EncodeError(f"cannot send a value of type {kind.__qualname__} in a message: {value!r}")
+    raise EncodeError(
+        f"cannot send a value of type {kind.__qualname__} in a message: {_short(repr(value))}"
+    )
 
 
 def _wire_key(key: Any) -> str | bytes:

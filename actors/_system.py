@@ -7,35 +7,47 @@ The system wires the parts together and owns their lifecycles; each part is its 
 - `actors._receive`: the receive path (packets from peers to mailboxes and pending asks);
 - `actors._pending`: the pending-ask table (ids, futures, timers, failing them);
 - `actors._mailbox`: one actor's mailbox, its handler calls and supervision;
-- `actors._deadletters` and `actors._events`: dead letters, node events and user callbacks.
+- `actors._deadletters` and `actors._events`: dead letters, node events and user callbacks;
+- `actors._values`: replies of any type (the reply codec, ``reply_type`` validation);
+- `actors._watch` and `actors._timers`: death watch (a sans-I/O table) and actor timers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import types
+from collections import Counter
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from ssl import SSLContext
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
-from actors._actor import Actor, ActorRef, Context
+from actors._actor import Actor, ActorRef, Context, Terminated
 from actors._deadletters import DeadLetter, DeadLetterOffice
 from actors._envelope import (
+    TERMINATED,
+    UNWATCH,
+    WATCH,
     Delivery,
     EnvelopeKind,
     LocalReply,
     ReplyTo,
+    WatchNotice,
     ask_packet,
     new_delivery,
     tell_packet,
+    watch_packet,
 )
-from actors._events import EventHub, NodeDown, NodeUp, SystemEvent
+from actors._events import ActorFailed, EventHub, NodeDown, NodeUp, SystemEvent
+from actors._limits import DEFAULT_MAX_PAYLOAD_ITEMS
 from actors._mailbox import ActorCell, Supervision, current_actor
 from actors._message import Message
 from actors._pending import PendingAsk, PendingAsks
 from actors._receive import Receiver
 from actors._spawn import checked_spawn
+from actors._values import receiving_system, validate_reply
+from actors._watch import Notify, SendUnwatch, SendWatch, WatchAction, WatchTable
 from actors.errors import (
     ActorNotFoundError,
     ActorUsageError,
@@ -45,9 +57,10 @@ from actors.errors import (
     SpawnError,
     SystemClosedError,
 )
-from transport import EncodingError, Node, TransportError
+from transport import EncodingError, Node, PacketTooLarge, TransportError
 
 __all__ = [
+    "ActorStats",
     "ActorSystem",
     "DeadLetter",
     "EnvelopeKind",
@@ -62,6 +75,27 @@ logger = logging.getLogger(__name__)
 # Builds a Delivery at C speed (a NamedTuple's own __new__ is a Python function).
 _new = tuple.__new__
 
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    """One actor's counters, in `SystemStats.by_actor`.
+
+    Attributes:
+        handled: Messages given to a handler (including those it raised on).
+        failed: Messages whose handler raised.
+        restarts: Times supervision replaced the instance (``supervision="restart"``).
+        mailbox_depth: Messages waiting in the mailbox now.
+        mailbox_size: The mailbox's bound (``spawn(..., mailbox_size=N)``), or None.
+    """
+
+    handled: int
+    failed: int
+    restarts: int
+    mailbox_depth: int
+    mailbox_size: int | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class SystemStats:
@@ -73,6 +107,7 @@ class SystemStats:
         dead_letters: How many dead letters were counted since start.
         dead_letters_by_reason: The same count split by `DeadLetter.reason`.
         peers: Ids of the connected peer nodes.
+        by_actor: Each running actor's `ActorStats`, by name.
     """
 
     actors: int
@@ -80,16 +115,25 @@ class SystemStats:
     dead_letters: int
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
+    by_actor: dict[str, ActorStats] = field(default_factory=dict)
 
 
 class _CellHost:
     """What cells may ask of their system (`actors._mailbox.CellHost`), and nothing else."""
 
-    __slots__ = ("_actors", "_dead_letters")
+    __slots__ = ("_actors", "_dead_letters", "_on_ended", "_on_failed")
 
-    def __init__(self, actors: dict[str, ActorCell], dead_letters: DeadLetterOffice) -> None:
+    def __init__(
+        self,
+        actors: dict[str, ActorCell],
+        dead_letters: DeadLetterOffice,
+        on_ended: Callable[[ActorCell, int], None],
+        on_failed: Callable[[ActorCell, type[Message], Exception], None],
+    ) -> None:
         self._actors = actors
         self._dead_letters = dead_letters
+        self._on_ended = on_ended
+        self._on_failed = on_failed
 
     def dead_letter(
         self,
@@ -99,12 +143,20 @@ class _CellHost:
         sender_node: str | None,
         detail: str,
         reply_to: ReplyTo | None,
+        *,
+        log: bool = True,
     ) -> None:
-        self._dead_letters.record(reason, target, tag, sender_node, detail, reply_to)
+        self._dead_letters.record(reason, target, tag, sender_node, detail, reply_to, log=log)
 
     def cell_stopped(self, cell: ActorCell) -> None:
         if self._actors.get(cell.name) is cell:
             del self._actors[cell.name]
+
+    def cell_ended(self, cell: ActorCell, discarded: int) -> None:
+        self._on_ended(cell, discarded)
+
+    def actor_failed(self, cell: ActorCell, message_type: type[Message], exc: Exception) -> None:
+        self._on_failed(cell, message_type, exc)
 
 
 class ActorSystem:
@@ -131,6 +183,10 @@ class ActorSystem:
             passed among the node options), or None.
         stop_timeout: Seconds `close` waits for each actor to finish its current message
             before cancelling it.
+        max_payload_items: The most container entries (list items and map entries, counted
+            through every level) one received message may hold; a bigger one becomes a
+            ``"payload_too_large"`` dead letter before any validation, so a hostile peer
+            cannot make this node spend seconds validating. None lifts the bound.
         **node_options: Passed to `transport.Node` (heartbeat_interval, heartbeat_timeout,
             handshake_timeout, advertise, ...).
     """
@@ -144,8 +200,15 @@ class ActorSystem:
         cookie: bytes | str | None = None,
         ssl: SSLContext | None = None,
         stop_timeout: float = 5.0,
+        max_payload_items: int | None = DEFAULT_MAX_PAYLOAD_ITEMS,
         **node_options: Any,
     ) -> None:
+        if max_payload_items is not None and (
+            type(max_payload_items) is not int or max_payload_items < 1
+        ):
+            raise ActorUsageError(
+                f"max_payload_items must be a positive int or None, not {max_payload_items!r}"
+            )
         try:
             self._node = Node(node_id, host=host, port=port, cookie=cookie, ssl=ssl, **node_options)
         except (TransportError, TypeError, ValueError) as exc:
@@ -156,11 +219,21 @@ class ActorSystem:
         self._pending = PendingAsks()
         self._events = EventHub(node_id)
         self._dead_letters = DeadLetterOffice(node_id, self._on_dead_letter)
-        self._host = _CellHost(self._actors, self._dead_letters)
-        self._receiver = Receiver(
-            node_id, self._actors, self._pending, self._dead_letters, self._node.send
+        self._host = _CellHost(
+            self._actors, self._dead_letters, self._cell_ended, self._actor_failed
         )
-        self._node.on("packets", self._receiver.on_packets)
+        self._watches = WatchTable(node_id, self._is_running, self.is_up)
+        self._discarded: Counter[str] = Counter()  # queued mail dead-lettered during close
+        self._receiver = Receiver(
+            node_id,
+            self._actors,
+            self._pending,
+            self._dead_letters,
+            self._node.send,
+            self._on_watch_notice,
+            max_payload_items,
+        )
+        self._node.on("packets", self._on_packets)
         self._node.on("connect", self._on_connect)
         self._node.on("disconnect", self._on_disconnect)
         self._started = False
@@ -254,7 +327,18 @@ class ActorSystem:
                 if late:
                     await asyncio.wait(late)
             self._actors.clear()
+            self._watches.clear()
             self._pending.fail_all(self._closed_ask_error)
+            if self._discarded:
+                top = ", ".join(f"{name}: {n}" for name, n in self._discarded.most_common(5))
+                logger.warning(
+                    "actor system %s closed with %d queued message(s) unhandled, now dead "
+                    "letters (%s%s)",
+                    self._id,
+                    sum(self._discarded.values()),
+                    top,
+                    ", ..." if len(self._discarded) > 5 else "",
+                )
         finally:
             try:
                 await self._node.close()
@@ -283,6 +367,7 @@ class ActorSystem:
         actor: Actor | Callable[[], Actor],
         *,
         supervision: Supervision = "resume",
+        mailbox_size: int | None = None,
     ) -> ActorRef:
         """Start an actor under a name, unique on this node.
 
@@ -292,21 +377,30 @@ class ActorSystem:
             supervision: What happens when a handler raises: ``"resume"`` (default) keeps
                 the instance and goes on, ``"restart"`` builds a fresh instance from the
                 factory, ``"stop"`` removes the actor.
+            mailbox_size: Bound the mailbox to this many waiting messages. When it is full,
+                a local `tell` returns False, an `ask` fails with `DeadLetterError`
+                (``"mailbox_full"``) and a tell from a peer becomes a dead letter
+                ``"mailbox_full"``. None (the default) leaves it unbounded.
 
         Returns:
             A ref to the new actor.
 
         Raises:
             SpawnError: The name is taken, the policy is unknown, ``"restart"`` was asked for
-                without a factory, the factory failed, or the instance is already spawned.
+                without a factory, the factory failed, the instance is already spawned, or
+                ``mailbox_size`` is not a positive int.
             HandlerDefinitionError: The actor's class has a malformed ``@handler``.
             SystemClosedError: The system is closed.
         """
         self._check_open()
         if isinstance(name, str) and name in self._actors:
             raise SpawnError(f"an actor named {name!r} already runs on {self._id!r}")
+        if mailbox_size is not None and (type(mailbox_size) is not int or mailbox_size < 1):
+            raise SpawnError(f"mailbox_size must be a positive int or None, not {mailbox_size!r}")
         instance, factory = checked_spawn(name, actor, supervision)
-        cell = ActorCell(self._host, Context(self, name), instance, factory, supervision)
+        cell = ActorCell(
+            self._host, Context(self, name), instance, factory, supervision, mailbox_size
+        )
         self._actors[name] = cell
         cell.start()
         logger.debug("spawned %r", cell)
@@ -347,11 +441,13 @@ class ActorSystem:
 
     # --- the mesh ------------------------------------------------------------------------------
 
-    async def connect(self, uri: str) -> str:
+    async def connect(self, uri: str, *, timeout: float | None = None) -> str:
         """Connect to a peer node (and keep reconnecting to it if the connection drops).
 
         Args:
             uri: The peer's uri, e.g. ``"tcp://127.0.0.1:9001"``.
+            timeout: Seconds to wait for the connection and handshake; None uses the node's
+                ``handshake_timeout`` (5 s by default).
 
         Returns:
             The peer's node id.
@@ -362,7 +458,7 @@ class ActorSystem:
         """
         self._check_open()
         try:
-            return await self._node.connect(uri)
+            return await self._node.connect(uri, timeout=timeout)
         except (TransportError, OSError) as exc:
             raise NodeError(f"{self._id!r} could not connect to {uri}: {exc}") from exc
 
@@ -371,8 +467,9 @@ class ActorSystem:
 
         Events and their arguments: ``"node_up"(node_id, uri)`` when a peer connects,
         ``"node_down"(node_id, reason)`` when its connection ends, ``"dead_letter"(DeadLetter)``
-        when a message could not be handled. Actors receive `NodeUp` / `NodeDown` messages
-        instead, if they have handlers for them.
+        when a message could not be handled, ``"actor_failed"(ActorFailed)`` when a handler
+        raised. Actors receive `NodeUp` / `NodeDown` messages instead, if they have handlers
+        for them.
 
         Args:
             event: The event name.
@@ -416,7 +513,8 @@ class ActorSystem:
         Raises:
             SystemClosedError: The system is closed.
             ActorUsageError: ``message`` is not a `Message` (it is also a `TypeError`).
-            EncodeError: The message cannot be encoded for the wire.
+            EncodeError: The message cannot be encoded for the wire (a value of no
+                msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
         self._check_open()
@@ -439,38 +537,105 @@ class ActorSystem:
             handed += self._deliver_local(name, message, sender_name, None)
         return handed
 
+    @overload
     async def ask(
-        self, node_id: str, name: str, message: Message, *, timeout: float | None = 5.0
-    ) -> Message | None:
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: None = None,
+    ) -> Any: ...
+
+    @overload
+    async def ask(
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: type[_T],
+    ) -> _T: ...
+
+    @overload
+    async def ask(
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: types.UnionType,
+    ) -> Any: ...
+
+    async def ask(
+        self,
+        node_id: str,
+        name: str,
+        message: Message,
+        *,
+        timeout: float | None = 5.0,
+        reply_type: Any = None,
+    ) -> Any:
         """Send a message and wait for the handler's return value.
+
+        The reply is the handler's return value, whatever its type: a `Message` comes back as
+        its class; None, bool, int, float, str, bytes, list, tuple and dict come back equal
+        (a tuple as a list); anything else pydantic can serialize (a model, a dataclass,
+        datetime, UUID, Decimal, Enum...) comes back in its msgpack-native form, which
+        ``reply_type`` validates back into the type you expect.
+
+        An ask to a node that is not connected fails at once: it never waits in the
+        transport's reconnect queue (see `is_up`).
 
         Args:
             node_id: The id of the node hosting the target (this node's own id works too).
             name: The target actor's name.
             message: The message.
             timeout: Seconds to wait for the reply; None waits forever.
+            reply_type: Validate the reply into this type on arrival (``int``,
+                ``list[Point]``, a model, ``datetime``...); with a class ``T`` the call is
+                typed as returning ``T``. None (the default) returns the reply as it came,
+                typed ``Any``.
 
         Returns:
-            The reply: the `Message` the handler returned, or None.
+            The reply (validated into ``reply_type`` when one is given).
 
         Raises:
             AskTimeoutError: No reply within ``timeout`` (it is an `asyncio.TimeoutError`);
                 a reply arriving later is dropped.
-            RemoteError: The handler raised; carries the exception's type name and message.
+            RemoteError: The handler raised (carries the exception's type name and message),
+                or its return value cannot be serialized (type name ``"EncodeError"``).
+            AskError: The reply does not validate as ``reply_type``.
             DeadLetterError: No such actor, no handler for the message, a payload that failed
-                validation, or the actor stopped before handling it.
+                validation, a full mailbox, or the actor stopped before handling it.
             NodeDownError: The node is not connected, or its connection ended while waiting.
             SystemClosedError: The system is closed or closed while waiting.
             ActorUsageError: ``message`` is not a `Message`, or ``timeout`` is NaN (it is
                 also a `TypeError` and a `ValueError`).
-            EncodeError: The message cannot be encoded for the wire.
+            EncodeError: The message cannot be encoded for the wire (a value of no
+                msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
+        reply = await self._ask(node_id, name, message, timeout)
+        if reply_type is None:
+            return reply
+        return validate_reply(reply, reply_type, self)
+
+    async def _ask(self, node_id: str, name: str, message: Message, timeout: float | None) -> Any:
         self._check_open()
         if not isinstance(message, Message):
             raise ActorUsageError(f"ask() needs a Message, not {type(message).__qualname__}")
         if timeout is not None and timeout != timeout:
             raise ActorUsageError("ask() timeout must be seconds or None, not NaN")
+        if node_id != self._id and node_id not in self._node.peers:
+            # Never into a reconnect queue: the caller hears now that the node is not up.
+            raise NodeDownError(
+                f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to {self._id!r}",
+                node_id,
+            )
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         pending = self._pending
@@ -488,7 +653,7 @@ class ActorSystem:
                         f"{self._id!r}",
                         node_id,
                     )
-            return await future  # type: ignore[no-any-return]
+            return await future
         finally:
             pending.close(correlation_id)
 
@@ -514,9 +679,15 @@ class ActorSystem:
     ) -> Any:
         try:
             return self._node.send(node_id, packet)
-        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+        except (EncodingError, PacketTooLarge, TypeError, ValueError, OverflowError) as exc:
+            # Too large to frame is an encoding failure too: the message, not the node, is wrong.
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
+            ) from exc
+        except RecursionError as exc:
+            raise EncodeError(
+                f"cannot send {type(message).__qualname__} to {node_id}/{name}: a value is "
+                "nested too deep to encode"
             ) from exc
         except TransportError as exc:
             raise NodeError(f"{self._id!r} cannot send to {node_id}: {exc}") from exc
@@ -535,8 +706,14 @@ class ActorSystem:
                 reply_to,
             )
             return False
-        cell.put(_new(Delivery, (message, self._id, sender_name, reply_to)))
-        return True
+        delivery = _new(Delivery, (message, self._id, sender_name, reply_to))
+        if cell.put(delivery):
+            return True
+        if reply_to is not None:  # an ask is answered; a tell's caller sees False
+            self._dead_letters.mailbox_full(
+                name, message.__message_tag__, self._id, cell.mailbox_size, reply_to
+            )
+        return False
 
     # --- counters ------------------------------------------------------------------------------
 
@@ -562,9 +739,117 @@ class ActorSystem:
             dead_letters=self._dead_letters.total,
             dead_letters_by_reason=self._dead_letters.by_reason(),
             peers=tuple(self._node.peers),
+            by_actor={
+                name: ActorStats(
+                    cell.handled, cell.failed, cell.restarts, cell.queued, cell.mailbox_size
+                )
+                for name, cell in self._actors.items()
+            },
         )
 
+    # --- liveness, backpressure, death watch ---------------------------------------------------
+
+    def is_up(self, node_id: str) -> bool:
+        """Whether messages to ``node_id`` go out now: this node while open, or a connected peer.
+
+        An ask to a node that is not up raises `NodeDownError` at once (it never waits in the
+        transport's reconnect queue); a tell to a kept peer that is being re-dialled is queued.
+
+        Args:
+            node_id: A node id.
+
+        Returns:
+            True for this system's own id (started, not closed) and for connected peers.
+        """
+        if node_id == self._id:
+            return self._started and not self._closing
+        return node_id in self._node.peers
+
+    async def drained(self, node_id: str) -> None:
+        """Wait until the outgoing buffer to ``node_id`` is below the transport's low-water mark.
+
+        Use it between bursts of tells when `tell` returned False for a connected peer (its
+        buffer passed the high-water mark). Returns at once when nothing is buffered, when
+        ``node_id`` is this node, and when the connection ends (check `is_up`).
+
+        Args:
+            node_id: A peer's node id.
+
+        Raises:
+            SystemClosedError: The system is closed.
+        """
+        self._check_open()
+        if node_id != self._id:
+            await self._node.drained(node_id)
+
+    def _is_running(self, name: str) -> bool:
+        cell = self._actors.get(name)
+        return cell is not None and not cell.stopped
+
+    def _watch(self, watcher: str, ref: ActorRef) -> None:
+        self._apply_watch(self._watches.watch(watcher, (ref.node_id, ref.name)))
+
+    def _unwatch(self, watcher: str, ref: ActorRef) -> None:
+        self._apply_watch(self._watches.unwatch(watcher, (ref.node_id, ref.name)))
+
+    def _apply_watch(self, actions: list[WatchAction]) -> None:
+        send = self._node.send
+        for action in actions:
+            if isinstance(action, Notify):
+                cell = self._actors.get(action.watcher)
+                if cell is None or self._closing:
+                    continue  # the watcher is gone too: nobody to tell
+                notice = Terminated(ref=ActorRef(self, *action.target), reason=action.reason)
+                cell.put_system(new_delivery(notice, None, None, None))
+            elif isinstance(action, SendWatch):
+                send(action.node, watch_packet(WATCH, action.target, action.watcher, self._id))
+            elif isinstance(action, SendUnwatch):
+                send(action.node, watch_packet(UNWATCH, action.target, action.watcher, self._id))
+            else:
+                packet = watch_packet(
+                    TERMINATED, action.target, action.watcher, self._id, action.reason
+                )
+                send(action.node, packet)
+
+    def _on_watch_notice(self, peer_id: str, notice: WatchNotice) -> None:
+        if notice.kind == WATCH:
+            actions = self._watches.watched(peer_id, notice.target, notice.watcher)
+        elif notice.kind == UNWATCH:
+            actions = self._watches.unwatched(peer_id, notice.target, notice.watcher)
+        else:
+            assert notice.reason is not None  # decode checked it
+            actions = self._watches.terminated(
+                peer_id, notice.target, notice.watcher, notice.reason
+            )
+        self._apply_watch(actions)
+
+    # --- what cells report ---------------------------------------------------------------------
+
+    def _cell_ended(self, cell: ActorCell, discarded: int) -> None:
+        if discarded:
+            if self._closing:
+                self._discarded[cell.name] += discarded  # close() logs one line for all
+            else:
+                logger.warning(
+                    "actor %s/%s stopped with %d queued message(s); they became dead letters",
+                    self._id,
+                    cell.name,
+                    discarded,
+                )
+        self._apply_watch(self._watches.actor_stopped(cell.name))
+
+    def _actor_failed(self, cell: ActorCell, message_type: type[Message], exc: Exception) -> None:
+        if self._events.has("actor_failed"):
+            self._events.emit("actor_failed", ActorFailed(cell.name, message_type, exc))
+
     # --- node events and dead letters ---------------------------------------------------------
+
+    def _on_packets(self, peer_id: str, packets: list[Any]) -> None:
+        token = receiving_system.set(self)  # refs in these payloads bind to this system
+        try:
+            self._receiver.on_packets(peer_id, packets)
+        finally:
+            receiving_system.reset(token)
 
     def _on_dead_letter(self, letter: DeadLetter) -> None:
         if self._events.has("dead_letter"):
@@ -578,6 +863,7 @@ class ActorSystem:
     def _on_disconnect(self, peer_id: str, reason: str) -> None:
         logger.info("%s: node %s down (%s)", self._id, peer_id, reason)
         self._pending.fail_peer(peer_id, reason, self._id)
+        self._apply_watch(self._watches.node_down(peer_id))
         self._notify_actors(NodeDown(node_id=peer_id, reason=str(reason)))
         self._events.emit("node_down", peer_id, reason)
 
@@ -586,7 +872,7 @@ class ActorSystem:
             return
         for cell in list(self._actors.values()):
             if cell.handles(type(event)):
-                cell.put(new_delivery(event, None, None, None))
+                cell.put_system(new_delivery(event, None, None, None))
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else "running" if self._started else "new"

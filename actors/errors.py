@@ -137,7 +137,8 @@ class DeadLetterError(AskError):
 
     Attributes:
         reason: Why it was undeliverable: ``"unknown_actor"``, ``"unknown_tag"``,
-            ``"invalid_payload"``, ``"no_handler"``, ``"actor_stopped"`` or ``"invalid_reply"``.
+            ``"invalid_payload"``, ``"payload_too_large"``, ``"malformed_envelope"``,
+            ``"no_handler"``, ``"actor_stopped"`` or ``"invalid_reply"``.
         detail: A human-readable explanation.
     """
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _codec, _opcount, _pipeline, _plot, _suite
+from . import _codec, _hostile, _opcount, _pipeline, _plot, _suite
 from ._util import have_uvloop, run
 
 SECTIONS = (
@@ -31,6 +31,7 @@ SECTIONS = (
     "latency",
     "group",
     "opcodes",
+    "hostile",
     "codec",
     "scale",
     "peers",
@@ -176,6 +177,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "skipped"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.2f} ms"
     if unit == "KiB":
         return f"{value:.2f} KiB"
     if unit == "B":
@@ -391,6 +394,10 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 note=f"{ops[f'ask {depth}'] / 2:,.0f} per packet; top: "
                 + _top(ops[f"ask {depth} top"]),
             )
+    if want("hostile"):
+        print("== hostile: a good peer's ask latency while another peer floods 6 MB asks")
+        h = run(lambda: _hostile.hostile_runs(*_hostile.COUNTS[smoke], progress))
+        _hostile.report_rows(report, h)
     if want("codec"):
         print("== codec: encode and decode a message in one process, against what masterless does")
         c = _codec.codec_runs(cfg.codec_n, progress)

@@ -41,7 +41,9 @@ async def main() -> None:
         ActorSystem("server", port=0) as server,
     ):
         server.spawn("calculator", Calculator())
-        await client.connect(server.info())
+        uri = server.info()  # None only before start()
+        assert uri is not None
+        await client.connect(uri)
         calculator = client.ref("server", "calculator")
 
         # --8<-- [start:reply]

@@ -20,7 +20,9 @@ class Greeter(Actor):
 async def main() -> None:
     async with ActorSystem("node-a", port=0) as a, ActorSystem("node-b", port=0) as b:
         b.spawn("greeter", Greeter())
-        await a.connect(b.info())
+        uri = b.info()  # None only before start()
+        assert uri is not None
+        await a.connect(uri)
         reply = await a.ask("node-b", "greeter", Greet(name="world"), timeout=5.0)
         print(reply.text)  # hello, world, from node-b
 

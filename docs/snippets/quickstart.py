@@ -48,7 +48,9 @@ async def main() -> None:
         node_b.spawn("counter", Counter())
 
         # Dial node-b by its uri; from now on both nodes address each other by id.
-        await node_a.connect(node_b.info())
+        uri = node_b.info()  # None only before start()
+        assert uri is not None
+        await node_a.connect(uri)
 
         # tell: fire and forget. True means "handed to the transport".
         for amount in (1, 2, 3):
@@ -66,6 +68,15 @@ async def main() -> None:
         print("total:", total.value)  # total: 10
 
 
-if __name__ == "__main__":
-    asyncio.run(main())
 # --8<-- [end:main]
+
+
+# --8<-- [start:run]
+if __name__ == "__main__":
+    import logging
+
+    # One line, so that warnings and errors (a handler that raised, dead letters, lost
+    # connections) are printed to stderr instead of vanishing.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(main())
+# --8<-- [end:run]

@@ -16,11 +16,13 @@ async def main() -> None:
         ActorSystem("node-b", port=0, cookie=cookie) as node_b,
         ActorSystem("intruder", port=0, cookie=b"a guess") as intruder,
     ):
-        peer = await node_a.connect(node_b.info())
+        uri = node_b.info()  # None only before start()
+        assert uri is not None
+        peer = await node_a.connect(uri)
         print("node-a connected to", peer)  # node-a connected to node-b
 
         try:
-            await intruder.connect(node_b.info())
+            await intruder.connect(uri)
         except NodeError as exc:
             # The transport's AuthenticationError is chained as the cause.
             assert isinstance(exc.__cause__, AuthenticationError)

@@ -41,7 +41,9 @@ async def main(certs: Path) -> None:
         ActorSystem("node-a", port=0, cookie=cookie, ssl=listen_a, dial_ssl=dial_a) as node_a,
         ActorSystem("node-b", port=0, cookie=cookie, ssl=listen_b, dial_ssl=dial_b) as node_b,
     ):
-        peer = await node_a.connect(node_b.info())
+        uri = node_b.info()  # None only before start()
+        assert uri is not None
+        peer = await node_a.connect(uri)
         print("node-a connected to", peer, "over TLS")  # node-a connected to node-b over TLS
     # --8<-- [end:nodes]
 

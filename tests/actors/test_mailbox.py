@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from actor_helpers import Boom, Ping, Pong, Recorder, Unhandled, within
 
-from actors import ActorSystem, DeadLetterError, RemoteError
+from actors import ActorSystem, DeadLetterError, Message, RemoteError
 from actors._actor import Context
 from actors._envelope import LocalReply, ReplyTo, new_delivery
 from actors._mailbox import ActorCell
@@ -19,6 +19,8 @@ class FakeHost:
     def __init__(self) -> None:
         self.letters: list[tuple[str, str | None, str | None, str | None]] = []
         self.stopped: list[ActorCell] = []
+        self.ended: list[tuple[ActorCell, int]] = []
+        self.failures: list[tuple[str, type[Message], Exception]] = []
         self.changed = asyncio.Event()
 
     def dead_letter(
@@ -29,6 +31,8 @@ class FakeHost:
         sender_node: str | None,
         detail: str,
         reply_to: ReplyTo | None,
+        *,
+        log: bool = True,
     ) -> None:
         self.letters.append((reason, target, tag, sender_node))
         if reply_to is not None:
@@ -38,6 +42,13 @@ class FakeHost:
     def cell_stopped(self, cell: ActorCell) -> None:
         self.stopped.append(cell)
         self.changed.set()
+
+    def cell_ended(self, cell: ActorCell, discarded: int) -> None:
+        self.ended.append((cell, discarded))
+        self.changed.set()
+
+    def actor_failed(self, cell: ActorCell, message_type: type[Message], exc: Exception) -> None:
+        self.failures.append((cell.name, message_type, exc))
 
 
 async def test_a_cell_answers_through_the_reply_capability_and_its_host() -> None:

@@ -29,7 +29,7 @@ from actors._envelope import (
 )
 from actors._message import Message
 from actors._pending import PendingAsks
-from actors._receive import Receiver
+from actors._receive import Admission, Receiver
 from actors.errors import AskError, DeadLetterError, NodeDownError, RemoteError
 
 
@@ -49,14 +49,22 @@ class FakeCell:
         return self.inline
 
     def run_tells(
-        self, peer_id: str, packets: list[Any], index: int, first: Tell, cls: type[Message]
+        self,
+        peer_id: str,
+        packets: list[Any],
+        index: int,
+        first: Tell,
+        cls: type[Message],
+        admission: Admission,
     ) -> int:
         if not self.inline:
             return index
         handled = []
         envelope: Any = first
         while True:
-            handled.append(cls.model_validate(envelope.payload))
+            message = admission.admit(peer_id, envelope, cls, None)
+            if message is not None:
+                handled.append(message)
             index += 1
             if index == len(packets):
                 break
@@ -66,8 +74,11 @@ class FakeCell:
         self.runs.append(handled)
         return index
 
-    def put(self, delivery: Delivery) -> None:
+    def put(self, delivery: Delivery) -> bool:
         self.queued.append(delivery)
+        return True  # unbounded
+
+    mailbox_size = None
 
 
 class Harness:

@@ -252,21 +252,21 @@ async def test_ask_fails_promptly_when_the_node_drops_mid_flight(
     release.set()
 
 
-async def test_reply_that_is_not_a_message_is_a_remote_type_error(
+async def test_reply_that_cannot_be_serialized_is_a_remote_encode_error(
     make_system: SystemFactory,
 ) -> None:
     a = await make_system("badreply")
 
     class Sloppy(Actor):
         @handler
-        def on_ping(self, msg: Ping) -> int:
-            return 42
+        def on_ping(self, msg: Ping) -> object:
+            return object()
 
     a.spawn("sloppy", Sloppy())
     with pytest.raises(RemoteError) as caught:
         await within(a.ask("badreply", "sloppy", Ping(seq=1)))
-    assert caught.value.type_name == "TypeError"
-    assert "int" in caught.value.remote_message
+    assert caught.value.type_name == "EncodeError"
+    assert "object" in caught.value.remote_message
 
 
 async def test_tell_refuses_non_messages(make_system: SystemFactory) -> None:
