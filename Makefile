@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_PATHS := $(wildcard actors transport tests examples benchmarks)
 
-.PHONY: demo demo-cluster test lint typecheck pytest docs docs-build bench bench-smoke soak test-netns clean
+.PHONY: demo demo-cluster test lint typecheck pytest docs docs-build bench bench-smoke bench-peers soak test-netns clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ bench-smoke: $(STAMP)
 test-netns: $(STAMP)
 	@command -v iptables >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iptables >/dev/null; }
 	$(PY) -X dev -m pytest -q -rs -s -m netns tests/netns
+
+# The peers `make bench` compares with (Ray, Pykka, Thespian, xoscar; matplotlib for the plot)
+# go into the venv, and the seed library (npm) into benchmarks/node_modules. The bench itself
+# never installs a Python package: an absent peer's row says skipped, and why.
+bench-peers: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	@MASTERLESS_BENCH_INSTALL=1 $(PY) -m benchmarks._peers --install-seed
 
 soak: $(STAMP)
 	SOAK_SECONDS=60 $(PY) -m pytest -q -m soak

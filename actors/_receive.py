@@ -161,10 +161,11 @@ class Receiver:
     def on_packets(self, peer_id: str, packets: list[Any]) -> None:
         """Take one read's packets from ``peer_id``, in order.
 
-        The hot path: well-formed tells and asks to a local actor with a known tag. A run of
-        tells to one idle actor is handled in a single call (`Inbox.run_tells`). Anything else,
-        or any doubt, takes the general path, which explains what went wrong. A packet whose
-        handling fails for a reason nobody foresaw is dead-lettered alone; the rest go on.
+        The hot path: well-formed tells and asks to a local actor with a known tag, and replies
+        to our asks. A run of tells to one idle actor is handled in a single call
+        (`Inbox.run_tells`). Anything else, or any doubt, takes the general path, which explains
+        what went wrong. A packet whose handling fails for a reason nobody foresaw is
+        dead-lettered alone; the rest go on.
         """
         index = 0
         count = len(packets)
@@ -193,6 +194,11 @@ class Receiver:
                         self._deliver(peer_id, envelope, cell, cls)
                         index += 1
                         continue
+                elif type(envelope) is Reply:
+                    # An answer to one of our asks: straight to its future.
+                    self._reply(peer_id, envelope)
+                    index += 1
+                    continue
                 self._route(peer_id, envelope)
             except Exception as exc:
                 self._unforeseen(peer_id, packet, exc)
@@ -351,8 +357,11 @@ class Receiver:
         return pending
 
     def _reply(self, peer_id: str, envelope: Reply) -> None:
-        pending = self._waiting(peer_id, envelope.correlation_id)
+        pending = self._pending.waiting(envelope.correlation_id, peer_id)
         if pending is None:
+            logger.debug(
+                "late or unexpected answer %r from %s dropped", envelope.correlation_id, peer_id
+            )
             return
         budget = self.max_items
         if budget is not None and count_items(envelope.payload, budget) > budget:

@@ -763,7 +763,9 @@ class ActorSystem:
         sender = current_actor.get()
         sender_name = sender[1] if sender is not None and sender[0] is self else None
         pending = self._pending
-        correlation_id, future = pending.open(asyncio.get_running_loop(), node_id, name)
+        correlation_id, future = pending.open(
+            asyncio.get_running_loop(), node_id, name, timeout, type(message).__qualname__
+        )
         try:
             if node_id == self._id:
                 self._deliver_local(name, message, sender_name, _new(LocalReply, (future,)))
@@ -775,8 +777,6 @@ class ActorSystem:
                         f"{self._id!r}",
                         node_id,
                     )
-            if timeout is not None:
-                pending.arm(correlation_id, timeout, type(message).__qualname__)
             return await future
         finally:
             pending.close(correlation_id)

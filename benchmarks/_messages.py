@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from actors import Actor, Message, handler
 
 
@@ -29,11 +31,29 @@ class Counted(Message, tag="bench.Counted"):
     total: int
 
 
+class Stamp(Message, tag="bench.Stamp"):
+    """A tell carrying its send time (``time.monotonic()``, one clock for the whole host)."""
+
+    sent: float
+
+
+class StampStats(Message, tag="bench.StampStats"):
+    """Ask the sink for the delivery-latency percentiles of the stamps since the last ask."""
+
+
+class Percentiles(Message, tag="bench.Percentiles"):
+    count: int
+    p50: float
+    p99: float
+    p999: float
+
+
 class Sink(Actor):
-    """Counts samples, answers pings and count requests."""
+    """Counts samples, answers pings and count requests, and times stamped tells."""
 
     def __init__(self) -> None:
         self.total = 0
+        self.delays: list[float] = []
 
     @handler
     def on_sample(self, msg: Sample) -> None:
@@ -46,6 +66,20 @@ class Sink(Actor):
     @handler
     def on_count(self, msg: Count) -> Counted:
         return Counted(total=self.total)
+
+    @handler
+    def on_stamp(self, msg: Stamp) -> None:
+        self.delays.append(time.monotonic() - msg.sent)
+
+    @handler
+    def on_stamp_stats(self, msg: StampStats) -> Percentiles:
+        from ._util import percentiles
+
+        stats = percentiles(self.delays)
+        self.delays = []
+        return Percentiles(
+            count=int(stats["count"]), p50=stats["p50"], p99=stats["p99"], p999=stats["p99.9"]
+        )
 
 
 class Idle(Actor):

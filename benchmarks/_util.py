@@ -154,5 +154,18 @@ async def timed(coro: Awaitable[T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """Sample count, p50, p99 and p99.9 (nearest rank) of ``samples``; zeros when empty."""
+    ordered = sorted(samples)
+    n = len(ordered)
+    if not n:
+        return {"count": 0, "p50": 0.0, "p99": 0.0, "p99.9": 0.0}
+
+    def at(q: float) -> float:
+        return ordered[min(n - 1, int(q * n))]
+
+    return {"count": n, "p50": at(0.5), "p99": at(0.99), "p99.9": at(0.999)}
+
+
 def best(values: list[float]) -> float:
     return max(values)

@@ -12,9 +12,10 @@ import contextlib
 import json
 import sys
 import threading
+import time
 from typing import Any
 
-from ._util import FrameReader, encode_frame, run
+from ._util import FrameReader, encode_frame, percentiles, run
 
 
 class RawSink(asyncio.Protocol):
@@ -23,6 +24,7 @@ class RawSink(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = FrameReader()
         self.count = 0
+        self.delays: list[float] = []
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -36,18 +38,24 @@ class RawSink(asyncio.Protocol):
                 self.count += 1
             elif tag == "ping":
                 replies.append(encode_frame(["pong", body[1]]))
+            elif tag == "t":
+                # A timestamped one-way frame (time.monotonic(), one clock for the host).
+                self.delays.append(time.monotonic() - body[1])
             elif tag == "end":
                 replies.append(encode_frame(["got", self.count]))
                 self.count = 0
+            elif tag == "stats":
+                replies.append(encode_frame(["stats", percentiles(self.delays)]))
+                self.delays = []
         if replies and self.transport is not None:
             self.transport.write(b"".join(replies))
 
 
-async def serve_raw() -> dict[str, Any]:
+async def serve_raw(count: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(RawSink, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return {"port": port, "keep": server}
+    servers = [await loop.create_server(RawSink, "127.0.0.1", 0) for _ in range(count)]
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    return {"port": ports[0], "ports": ports, "keep": servers}
 
 
 async def serve_nodes(count: int) -> dict[str, Any]:
@@ -92,7 +100,7 @@ async def serve_actors(count: int) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> None:
     if args.role == "raw":
-        state = await serve_raw()
+        state = await serve_raw(args.count)
     elif args.role == "nodes":
         state = await serve_nodes(args.count)
     else:
@@ -110,11 +118,11 @@ async def main(args: argparse.Namespace) -> None:
     threading.Thread(target=watch_stdin, daemon=True).start()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stdin_closed, args.lifetime)
-    if args.role != "raw":
-        for item in keep:
+    for item in keep:
+        if args.role == "raw":
+            item.close()
+        else:
             await item.close()
-    else:
-        keep.close()
 
 
 def cli() -> None:

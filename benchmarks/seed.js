@@ -3,6 +3,16 @@
 //   node seed.js oneway URI N     -> prints {"rate": msgs/s}
 //   node seed.js pingpong URI N   -> prints {"rate": round trips/s}
 'use strict';
+// masterless 0.4.1 starts each peer's lastSend as [] and its 1 s heartbeat timer calls
+// process.hrtime(lastSend); Node >= 10 throws ERR_OUT_OF_RANGE on an empty tuple. A node that
+// has sent nothing to a peer for a second (the sink during a one-way run) therefore crashed,
+// and the driver waited for a "got" that never came. Treat the empty tuple as "never sent",
+// as the Node versions of the library's time did: the heartbeat goes out.
+var hrtime = process.hrtime;
+process.hrtime = function(time) {
+  return time && time.length === 0 ? hrtime() : hrtime(time);
+};
+process.hrtime.bigint = hrtime.bigint;
 var Server = require('masterless');
 
 var mode = process.argv[2];
