@@ -7,9 +7,11 @@ and a slow link that must change nothing but timing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tracemalloc
 from contextlib import AsyncExitStack
 
+import pytest
 from fault_helpers import DEADLINE, FAST, EventLog, Proxies, linked, uri_of
 from support import extra_sockets_closed
 
@@ -101,23 +103,39 @@ async def test_a_slow_link_below_the_heartbeat_timeout_changes_only_timing(
 
 
 async def test_a_partition_is_detected_by_heartbeat_on_both_sides_and_heals_to_one_connection(
-    proxies: Proxies,
+    proxies: Proxies, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="transport")
     timeout = FAST["heartbeat_timeout"]
     async with linked(proxies, **FAST) as (a, b, log_a, log_b, proxy):
         assert a.send("b", "before")
+        assert b.send("a", "before")
         await log_b.wait_for(lambda: log_b.messages("a") == ["before"])
-        loop = asyncio.get_running_loop()
-        partitioned_at = loop.time()
+        await log_a.wait_for(lambda: log_a.messages("b") == ["before"])
         proxy.blackhole()
 
-        await log_a.wait_event(("disconnect", "b", "lost"), timeout=timeout + 2)
-        await log_b.wait_event(("disconnect", "a", "lost"), timeout=timeout + 2)
-        # Nothing closed a socket: each side gave up only after heartbeat_timeout of silence.
-        tick = FAST["heartbeat_interval"] / 4
-        for log, peer in ((log_a, "b"), (log_b, "a")):
-            waited = log.time_of(("disconnect", peer, "lost")) - partitioned_at
-            assert timeout - tick <= waited <= timeout + 1.0, waited
+        # Only the wait's deadline bounds detection from above: over real sockets on a loaded
+        # machine the ticks run late by any amount, so "by timeout + slack" is a speed claim
+        # (the exact tick is tested with time passed in, tests/transport/test_core.py).
+        await log_a.wait_event(("disconnect", "b", "lost"), timeout=DEADLINE)
+        await log_b.wait_event(("disconnect", "a", "lost"), timeout=DEADLINE)
+        for log, node, peer in ((log_a, "a", "b"), (log_b, "b", "a")):
+            # Nothing closed a socket: the heartbeat check gave up on the silent peer...
+            silent = [
+                r
+                for r in caplog.records
+                if r.name == "transport"
+                and r.getMessage().startswith(f"node {node}: peer {peer} silent for ")
+            ]
+            assert len(silent) == 1, [r.getMessage() for r in caplog.records]
+            # ...and not early: the "before" message was a sign of life (the core notes it at
+            # the next tick, no earlier than the recorder's time for it), so at least
+            # heartbeat_timeout passed since. This needs no slack, load only makes it later.
+            # Measuring from blackhole() instead would need slack for however late the test
+            # task ran after the last byte arrived, which under load has no bound.
+            heard = log.time_of(("message", peer, "before"))
+            waited = log.time_of(("disconnect", peer, "lost")) - heard
+            assert waited >= timeout, waited
 
         # During the partition: a keeps b, so its sends queue; b does not keep a: refused.
         assert a.send("b", "during") is True
@@ -131,7 +149,7 @@ async def test_a_partition_is_detected_by_heartbeat_on_both_sides_and_heals_to_o
         await log_b.wait_for(lambda: log_b.count(("connect", "a")) == 2)
         await log_b.wait_for(lambda: log_b.messages("a") == ["before", "during"])
         assert b.send("a", "after")
-        await log_a.wait_for(lambda: log_a.messages("b") == ["after"])
+        await log_a.wait_for(lambda: log_a.messages("b") == ["before", "after"])
 
         assert log_a.lifecycle == [("connect", "b"), ("disconnect", "b", "lost"), ("connect", "b")]
         assert log_b.lifecycle == [("connect", "a"), ("disconnect", "a", "lost"), ("connect", "a")]

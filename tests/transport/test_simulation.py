@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -38,6 +39,11 @@ from transport._events import (
 )
 from transport._frames import encode_data
 from transport._handshake import LocalIdentity
+
+# The run is long by design (the examples are the coverage) and slow on a loaded machine;
+# only the global timeout firing mid-run could fail it, and hypothesis then reports the
+# interrupted example as flaky. Its own budget, sized for a loaded 2-core machine:
+pytestmark = pytest.mark.timeout(240)
 
 IDS = ["n0", "n1", "n2", "n3", "n4", "n5"]
 CONFIG = NodeConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0, handshake_timeout=5.0)
