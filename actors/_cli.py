@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="URI",
-        help="uri of a node to join at start (repeatable); re-dialed until it answers",
+        help="uri of a cluster member to join through at start (repeatable); re-dialed with "
+        "back-off until it answers",
     )
     run.add_argument(
         "--advertise",
@@ -316,12 +317,16 @@ def _check_uri(uri: str, what: str) -> str:
     return uri
 
 
-def _connect_error(uri: str, exc: BaseException) -> CommandError:
-    cause = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ else exc
+def _handshake_error(uri: str, cause: BaseException) -> CommandError:
     if isinstance(cause, AuthenticationError):
         return CommandError(f"authentication with {uri} failed: {cause}")
+    return CommandError(f"handshake with {uri} failed: {cause}")
+
+
+def _connect_error(uri: str, exc: BaseException) -> CommandError:
+    cause = exc.__cause__ if isinstance(exc, NodeError) and exc.__cause__ else exc
     if isinstance(cause, ssl.SSLError | HandshakeError):
-        return CommandError(f"handshake with {uri} failed: {cause}")
+        return _handshake_error(uri, cause)
     os_error = cause.__cause__
     if isinstance(os_error, OSError) and os_error.errno:
         return CommandError(f"cannot connect to {uri}: {os.strerror(os_error.errno)}")
@@ -396,22 +401,31 @@ def _run_command(args: argparse.Namespace) -> int:
             dial_ssl=dial_ssl,
             advertise=args.advertise,
             insecure=args.insecure,
+            # Always in the cluster, so that other nodes can join through this one.
+            cluster=True,
+            seeds=seeds,
         )
     except (TransportError, ActorError) as exc:
         raise CommandError(str(exc)) from None
-    return asyncio.run(_serve(system, factory, seeds, args))
+    return asyncio.run(_serve(system, factory, args))
 
 
 async def _serve(
-    system: ActorSystem,
-    factory: Callable[[ActorSystem], Any],
-    seeds: list[str],
-    args: argparse.Namespace,
+    system: ActorSystem, factory: Callable[[ActorSystem], Any], args: argparse.Namespace
 ) -> int:
     # Signals are caught from the start: a SIGTERM during start-up still stops cleanly.
     with SignalStop() as stop:
         metrics = None
         failure: list[CommandError] = []
+
+        def seed_refused(uri: str, error: HandshakeError) -> None:
+            # The cluster re-dials a seed that refused; for the command a refusal (a wrong
+            # cookie, a TLS mismatch) is bad input, so it ends the node.
+            if not failure:
+                failure.append(_handshake_error(uri, error))
+            stop.set()
+
+        system.node.on("seed_refused", seed_refused)
         try:
             try:
                 await system.start()
@@ -420,7 +434,6 @@ async def _serve(
             if args.metrics_port is not None:
                 metrics = _start_metrics(system, args.metrics_host, args.metrics_port)
             await _call_factory(factory, system, args.factory)
-            joins = [asyncio.create_task(_join_seed(system, uri, stop, failure)) for uri in seeds]
             logger.info(
                 "node %s running at %s with actors %s",
                 system.id,
@@ -428,9 +441,6 @@ async def _serve(
                 ", ".join(system.actors) or "(none)",
             )
             await stop.wait()
-            for join in joins:
-                join.cancel()
-            await asyncio.gather(*joins, return_exceptions=True)
             if failure:
                 raise failure[0]
         finally:
@@ -466,32 +476,6 @@ async def _call_factory(
     except Exception as exc:
         logger.debug("factory %s failed", spec, exc_info=True)
         raise CommandError(f"factory {spec} failed: {type(exc).__name__}: {exc}") from None
-
-
-async def _join_seed(
-    system: ActorSystem, uri: str, stop: SignalStop, failure: list[CommandError]
-) -> None:
-    """Dial one seed until it answers (it may start later); a refused handshake is fatal.
-
-    Until cluster membership lands this is a plain `ActorSystem.connect`: the node talks to
-    its seeds, and the seeds to whoever joined them.
-    """
-    delay = 0.1
-    while not stop.is_set:
-        try:
-            peer = await system.connect(uri)
-        except NodeError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, HandshakeError):
-                failure.append(_connect_error(uri, exc))
-                stop.set()
-                return
-            logger.warning("seed %s not reachable (%s); retrying in %.1f s", uri, cause, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            continue
-        logger.info("joined seed %s (%s)", uri, peer)
-        return
 
 
 # --- masterless status / ping -------------------------------------------------------------------

@@ -282,6 +282,15 @@ class ClusterGroups:
                 found.extend((member_id, name) for name in groups.get(group, ()))
         return sorted(found)
 
+    def names(self) -> list[str]:
+        """The groups with at least one member known here (local or on a member up), sorted."""
+        found = set(self._local)
+        members = self._host.node.members
+        for member_id, groups in self._remote.items():
+            if member_id in members and member_id != self._host.id:
+                found.update(groups)
+        return sorted(found)
+
     def refs(self, group: str) -> list[ActorRef]:
         """Refs to every member of ``group`` known here."""
         return [self._host.ref(node_id, name) for node_id, name in self.targets(group)]

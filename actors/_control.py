@@ -175,7 +175,10 @@ def node_status(system: ActorSystem) -> NodeStatus:
     return NodeStatus(
         node_id=system.id,
         uri=system.info(),
-        members=[],
+        members=[
+            MemberStatus(id=member.id, uri=member.uri or None, status=str(member.status))
+            for _, member in sorted(system.members.items())
+        ],
         peers=sorted(stats.peers),
         peer_stats=[
             PeerStatus(
@@ -201,7 +204,10 @@ def node_status(system: ActorSystem) -> NodeStatus:
             )
             for name, actor in sorted(stats.by_actor.items())
         ],
-        groups={},
+        groups={
+            name: [f"{ref.node_id}/{ref.name}" for ref in system.group(name)]
+            for name in system.group_names()
+        },
         pending_asks=stats.pending_asks,
         dead_letters=dict(sorted(stats.dead_letters_by_reason.items())),
     )

@@ -582,6 +582,10 @@ class ActorSystem:
         """
         return self._groups.refs(group)
 
+    def group_names(self) -> list[str]:
+        """Names of the groups with at least one member cluster-wide, as known here, sorted."""
+        return self._groups.names()
+
     def tell_group(self, group: str, message: Message) -> int:
         """Send ``message`` to every member of ``group``; returns how many took it.
 

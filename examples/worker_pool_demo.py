@@ -1,10 +1,11 @@
 """The worker pool across three processes, run with ``masterless`` (``make demo-cluster``).
 
 Starts ``masterless run examples.worker_pool:coordinator`` on a free port, reads the uri it
-prints, starts two ``examples.worker_pool:worker`` nodes with ``--seed URI``, relays every
-line they print, waits for the coordinator's ``done:`` line, then sends SIGTERM to all three
-and checks that each stopped gracefully (exit status 0). Exits non-zero if any step fails or
-the run exceeds ``--timeout`` seconds.
+prints, starts two ``examples.worker_pool:worker`` nodes with ``--seed URI`` (they join the
+cluster, their actors the ``workers`` group), relays every line they print, waits for the
+coordinator's ``done:`` line (the jobs went to the group's members), then sends SIGTERM to
+all three and checks that each stopped gracefully (exit status 0). Exits non-zero if any step
+fails or the run exceeds ``--timeout`` seconds.
 """
 
 from __future__ import annotations

@@ -305,6 +305,7 @@ class Cluster:
                     attempt,
                     exc,
                 )
+                self._host._emit("seed_refused", uri, exc)
             except NodeStateError:
                 return
             except TransportError as exc:

@@ -59,6 +59,7 @@ EventName = Literal[
     "member_up",
     "member_down",
     "member_updated",
+    "seed_refused",
 ]
 """The events :meth:`Node.on` accepts."""
 Handler = Callable[..., Any]
@@ -72,6 +73,7 @@ _EVENTS: tuple[str, ...] = (
     "member_up",
     "member_down",
     "member_updated",
+    "seed_refused",
 )
 # The default down_after is the heartbeat timeout plus this much: one re-dial attempt.
 _REDIAL_GRACE = 1.0
@@ -304,7 +306,9 @@ class Node:
         ``disconnect(peer_id, reason)``, ``message(peer_id, packet)``, and
         ``packets(peer_id, packets)``: every packet decoded from one read of a peer's socket, as
         a new list in arrival order, for consumers that handle packets in batches (the list may
-        be kept; it is the same list for every handler of that read, so do not change it). For
+        be kept; it is the same list for every handler of that read, so do not change it);
+        in a cluster, ``seed_refused(uri, error)`` when a seed refuses the handshake (a
+        `HandshakeError`, e.g. `AuthenticationError`; the seed is still re-dialled). For
         each batch, ``packets`` handlers run first, then ``message`` handlers once per packet.
         An exception in a handler is logged and does not affect the node.
 

@@ -30,6 +30,11 @@ def recorder(system: ActorSystem) -> None:
     system.spawn("recorder", Recorder())
 
 
+def grouped_recorder(system: ActorSystem) -> None:
+    system.spawn("recorder", Recorder())
+    system.join_group("recorders", "recorder")
+
+
 async def async_recorder(system: ActorSystem) -> None:
     await asyncio.sleep(0)
     system.spawn("recorder", Recorder())

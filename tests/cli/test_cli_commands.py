@@ -8,10 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cli_helpers import HERE, MASTERLESS, env, masterless, running
+from cli_helpers import DEADLINE, HERE, MASTERLESS, env, masterless, running
 
 from actors import ActorSystem
 
@@ -119,7 +122,10 @@ def test_status_prints_the_nodes_snapshot() -> None:
         # The status request itself arrived; its reply is sent after the snapshot.
         assert (cli_peer["packets_in"], cli_peer["packets_out"]) == (1, 0)
         assert cli_peer["bytes_in"] > 0 and cli_peer["bytes_out"] > 0
-        assert status["members"] == [] and status["groups"] == {}
+        # `masterless run` always takes part in the cluster: a lone node is its one member
+        # (the status command's node is a plain peer, not a member).
+        assert status["members"] == [{"id": "node-status", "uri": node.uri, "status": "up"}]
+        assert status["groups"] == {}
         assert status["pending_asks"] == 0 and status["dead_letters"] == {}
 
         text = masterless("status", node.uri)
@@ -130,6 +136,46 @@ def test_status_prints_the_nodes_snapshot() -> None:
         assert "actors:       1" in lines
         assert re.search(r"^  recorder\s", text.stdout, re.M)
         assert node.signal() == 0
+
+
+def _status_until(uri: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """``status --json`` of ``uri``, asked again until ``done`` holds (gossip is eventual)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        result = masterless("status", uri, "--json")
+        assert result.returncode == 0, result.stderr
+        status: dict[str, Any] = json.loads(result.stdout)
+        if done(status):
+            return status
+        assert time.monotonic() < deadline, f"status of {uri} never settled: {status}"
+
+
+def test_status_shows_the_members_and_groups_of_a_two_node_cluster() -> None:
+    with (
+        running("cli_app:grouped_recorder", "--id", "node-a") as a,
+        running("cli_app:grouped_recorder", "--id", "node-b", "--seed", a.uri) as b,
+    ):
+        expected_members = [
+            {"id": "node-a", "uri": a.uri, "status": "up"},
+            {"id": "node-b", "uri": b.uri, "status": "up"},
+        ]
+        expected_groups = {"recorders": ["node-a/recorder", "node-b/recorder"]}
+        for node in (a, b):
+            status = _status_until(
+                node.uri,
+                lambda s: s["members"] == expected_members and s["groups"] == expected_groups,
+            )
+            assert status["members"] == expected_members
+            assert status["groups"] == expected_groups
+        text = masterless("status", a.uri)
+        assert text.returncode == 0, text.stderr
+        lines = text.stdout.splitlines()
+        assert "members:      2" in lines
+        assert re.search(rf"^  node-b\s+up\s+{re.escape(b.uri)}$", text.stdout, re.M)
+        assert "groups:       1" in lines
+        assert "  recorders: node-a/recorder, node-b/recorder" in lines
+        assert b.signal() == 0, b.stderr
+        assert a.signal() == 0, a.stderr
 
 
 def test_ping_prints_round_trip_times() -> None:

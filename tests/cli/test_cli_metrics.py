@@ -37,6 +37,8 @@ def test_metrics_endpoint_is_scraped_and_parsed() -> None:
         assert samples["masterless_actors"] == [({"node": "node-metrics"}, 1.0)]
         assert samples["masterless_peers"] == [({"node": "node-metrics"}, 0.0)]
         assert samples["masterless_pending_asks"] == [({"node": "node-metrics"}, 0.0)]
+        # A `masterless run` node is in the cluster: itself, up.
+        assert samples["masterless_members"] == [({"node": "node-metrics", "status": "up"}, 1.0)]
 
         # A ping reaches the control actor: no dead letter, and the control actor is not
         # counted among the node's actors.

@@ -21,15 +21,14 @@ def test_demo_cluster_runs_the_pool_and_stops_every_node_cleanly() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]
     assert any(line.startswith("coordinator | coordinator listening at tcp://") for line in lines)
-    assert (
-        "coordinator | worker-1 joined (1/2)" in lines
-        or "coordinator | worker-2 joined (1/2)" in lines
-    )
+    assert "coordinator | worker-1 joined the cluster" in lines
+    assert "coordinator | worker-2 joined the cluster" in lines
+    assert "coordinator | group workers: worker-1/worker, worker-2/worker" in lines
     assert "coordinator | done: 20 jobs (worker-1: 10, worker-2: 10), sum of squares 2870" in lines
-    # Each worker's on_stop ran, and the coordinator saw both leave with a goodbye.
+    # Each worker's on_stop ran, and the coordinator saw both leave the cluster cleanly.
     assert "worker-1 | worker-1 stopping after 10 jobs" in lines
     assert "worker-2 | worker-2 stopping after 10 jobs" in lines
-    assert "coordinator | worker-1 left (closed)" in lines
-    assert "coordinator | worker-2 left (closed)" in lines
+    assert "coordinator | worker-1 is down (left)" in lines
+    assert "coordinator | worker-2 is down (left)" in lines
     assert lines[-1] == "demo-cluster: three nodes ran the pool and stopped cleanly"
     assert "Traceback" not in result.stdout + result.stderr

@@ -147,6 +147,11 @@ async def test_leave_group_and_a_stopped_actor_leave_the_group_everywhere() -> N
             await wait_until(
                 lambda each=each: [(r.node_id, r.name) for r in each.group("g")] == [("s2", "w")]
             )
+            assert each.group_names() == ["g"]
+        # The last member leaves: the group is gone from every node's list of groups.
+        systems[2].leave_group("g", "w")
+        for each in systems:
+            await wait_until(lambda each=each: each.group_names() == [])
 
 
 async def test_a_member_that_goes_down_leaves_every_group() -> None:
@@ -156,6 +161,7 @@ async def test_a_member_that_goes_down_leaves_every_group() -> None:
             each.spawn("w", Worker([]), groups=["g", "h"])
         for each in systems:
             await wait_until(lambda each=each: len(each.group("g")) == len(each.group("h")) == 3)
+            assert each.group_names() == ["g", "h"]
         await systems[2].close()
         for each in systems[:2]:
             await wait_until(

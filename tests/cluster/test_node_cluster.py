@@ -235,6 +235,20 @@ async def test_a_node_with_the_wrong_cookie_never_becomes_a_member() -> None:
         assert set(intruder.members) == {"intruder"}
 
 
+async def test_a_seed_that_refuses_the_handshake_is_reported_by_seed_refused() -> None:
+    async with AsyncExitStack() as stack:
+        seed = await stack.enter_async_context(cluster_node("seed", cookie="right"))
+        uri = seed.info() or ""
+        intruder = cluster_node("intruder", cookie="wrong", seeds=[uri])
+        refused: asyncio.Queue[tuple[str, BaseException]] = asyncio.Queue()
+        intruder.on("seed_refused", lambda at, error: refused.put_nowait((at, error)))
+        await stack.enter_async_context(intruder)
+        at, error = await asyncio.wait_for(refused.get(), timeout=DEADLINE)
+        assert at == uri
+        assert isinstance(error, AuthenticationError)
+        assert set(intruder.members) == {"intruder"}
+
+
 async def test_max_members_bounds_the_view(caplog: pytest.LogCaptureFixture) -> None:
     async with AsyncExitStack() as stack:
         nodes = await start_all(stack, [cluster_node(f"n{i}") for i in range(4)])
