@@ -10,8 +10,6 @@ like ``pg``'s.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -19,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import msgpack
 
 from actors._envelope import TELL
+from actors._events import EventHub
 from actors._message import Message, encode_message
-from actors.errors import ActorUsageError, GroupError
+from actors.errors import GroupError
 from transport import ConfigurationError, Member, Node
 
 if TYPE_CHECKING:
@@ -158,8 +157,7 @@ class ClusterGroups:
         self._deliver_local = deliver_local
         self._local: dict[str, set[str]] = {}  # group -> names of local actors in it
         self._remote: dict[str, dict[str, list[str]]] = {}  # member id -> its groups
-        self._callbacks: dict[str, list[Callable[..., Any]]] = {e: [] for e in CLUSTER_EVENTS}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._callbacks = EventHub(host.id, CLUSTER_EVENTS)
         node = host.node
         node.on("member_up", self._on_member_up)
         node.on("member_down", self._on_member_down)
@@ -172,14 +170,14 @@ class ClusterGroups:
         self._host._notify_actors(
             MemberUp(member_id=member.id, uri=member.uri, incarnation=member.incarnation)
         )
-        self._emit("member_up", member)
+        self._callbacks.emit("member_up", member)
 
     def _on_member_down(self, member: Member, reason: str) -> None:
         self._remote.pop(member.id, None)
         self._host._notify_actors(
             MemberDown(member_id=member.id, reason=reason, incarnation=member.incarnation)
         )
-        self._emit("member_down", member, reason)
+        self._callbacks.emit("member_down", member, reason)
 
     def _on_member_updated(self, member: Member) -> None:
         self._remote[member.id] = decode_groups(member.metadata)
@@ -188,35 +186,11 @@ class ClusterGroups:
 
     def on(self, event: str, callback: Callable[..., Any]) -> None:
         """Register ``callback`` for ``member_up`` or ``member_down``."""
-        if event not in CLUSTER_EVENTS:
-            raise ActorUsageError(f"unknown cluster event {event!r}")
-        self._callbacks[event].append(callback)
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for callback in list(self._callbacks[event]):
-            try:
-                result = callback(*args)
-            except Exception:
-                logger.exception("%s: %s callback %r failed", self._host.id, event, callback)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s: member callback failed", self._host.id, exc_info=task.exception())
+        self._callbacks.on(event, callback)
 
     async def cancel_running(self) -> None:
         """Cancel the callback tasks still running (but not the caller's own) and wait."""
-        me = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not me]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._callbacks.cancel_running()
 
     # -- local membership of groups ----------------------------------------------------------------
 

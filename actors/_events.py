@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,9 +66,9 @@ class EventHub:
 
     __slots__ = ("_callbacks", "_node_id", "_tasks")
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, events: Iterable[str] = EVENTS) -> None:
         self._node_id = node_id
-        self._callbacks: dict[str, list[Callable[..., Any]]] = {event: [] for event in EVENTS}
+        self._callbacks: dict[str, list[Callable[..., Any]]] = {event: [] for event in events}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def on(self, event: str, callback: Callable[..., Any]) -> None:
@@ -77,8 +77,8 @@ class EventHub:
         Raises:
             ActorUsageError: Unknown event name (it is also a `ValueError`).
         """
-        if event not in EVENTS:
-            raise ActorUsageError(f"unknown event {event!r}; use one of {sorted(EVENTS)}")
+        if event not in self._callbacks:
+            raise ActorUsageError(f"unknown event {event!r}; use one of {sorted(self._callbacks)}")
         self._callbacks[event].append(callback)
 
     def has(self, event: str) -> bool:
