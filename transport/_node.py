@@ -211,6 +211,7 @@ class Node:
         self._drain_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._last_write_through = -1.0
+        self._pumping = False
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -766,7 +767,9 @@ class Node:
             for peer_id in peer:
                 if core.send(peer_id, frame):
                     result += 1
-        if self._flush_handle is None and core.has_output:
+        if self._flush_handle is None and not self._pumping and core.has_output:
+            # A send made while the pump dispatches a read (a handler's reply) is written
+            # with the rest of that read's sends when the pump ends: one write per read.
             # A send after a quiet spell is written at once (latency). One that comes within
             # _BURST_GAP of the end of the last such write is part of a burst: it and the rest
             # of the burst are coalesced into one write by a flush at the next event-loop turn.
@@ -838,8 +841,14 @@ class Node:
 
     def _pump(self) -> None:
         core = self._core
-        while core.has_events:  # the cluster's handlers may queue more
-            self._dispatch(core.take_events())
+        if core.has_events:
+            outer = self._pumping
+            self._pumping = True
+            try:
+                while core.has_events:  # the cluster's handlers may queue more
+                    self._dispatch(core.take_events())
+            finally:
+                self._pumping = outer
         if core.has_output:
             self._write_output()
 

@@ -184,6 +184,42 @@ async def test_a_lone_send_is_written_at_once_and_a_burst_is_coalesced(
         assert 1 <= len(writes) <= len(burst) // 20, writes
 
 
+async def test_replies_sent_while_a_read_is_handled_leave_in_one_write_per_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A handler answering each packet of a read: the answers are written together when the
+    # read's handling ends, not the first at once and the rest in a second write.
+    from transport._link import Link
+
+    writes_per_read: list[int] = []
+    original_write, original_received = Link.write, Link.data_received
+
+    def counting_write(self: Link, data: bytes) -> None:
+        if self.owner is right and writes_per_read:
+            writes_per_read[-1] += 1
+        original_write(self, data)
+
+    def counting_received(self: Link, data: bytes | memoryview) -> None:
+        if self.owner is right:
+            writes_per_read.append(0)
+        original_received(self, data)
+
+    async with nodes("left", "right") as (left, right):
+        rec = EventRecorder(left)
+        right.on("message", lambda peer_id, packet: right.send(peer_id, ["re", packet]))
+        await left.connect(right.info() or "")
+        await rec.wait_for(lambda: ("connect", "right") in rec.events)
+        monkeypatch.setattr(Link, "write", counting_write)
+        monkeypatch.setattr(Link, "data_received", counting_received)
+        burst = list(range(500))
+        for n in burst:  # one event-loop turn: a few reads at the other end
+            assert left.send("right", n)
+        await rec.wait_for(lambda: len(rec.received) == len(burst))
+        assert [p for _, p in rec.received] == [["re", n] for n in burst]
+        answered = [count for count in writes_per_read if count]
+        assert answered and all(count == 1 for count in writes_per_read), writes_per_read
+
+
 async def test_a_burst_is_coalesced_even_when_each_write_is_slow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
