@@ -139,11 +139,21 @@ def _room_for(size: int) -> str | None:
     # Both ends of every pair live in this process, plus sockets for duplicates and listeners.
     needed = size * (size - 1) + 4 * size + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return None
+    # Raising the hard limit needs CAP_SYS_RESOURCE (root here); otherwise up to it.
+    limit = (needed, max(hard, needed)) if hard != resource.RLIM_INFINITY else (needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed and (hard == resource.RLIM_INFINITY or hard >= needed):
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
         soft = needed
     if soft < needed:
-        return f"needs {needed} file descriptors in one process, the limit is {soft}"
+        return (
+            f"needs {needed} file descriptors in one process, the limit is {soft} "
+            f"(hard {hard}; raising it needs root or `ulimit -Hn {needed}`)"
+        )
     return None
 
 
