@@ -364,7 +364,15 @@ class Receiver:
             )
             return
         budget = self.max_items
-        if budget is not None and count_items(envelope.payload, budget) > budget:
+        payload = envelope.payload
+        cls = _message_classes.get(envelope.tag) if type(envelope.tag) is str else None
+        if budget is not None and not (
+            # A Message reply is budgeted as a tell of its class is (a flat map of scalars
+            # needs only its length checked); a plain value is walked.
+            within_budget(cls, payload, budget)
+            if cls is not None
+            else count_items(payload, budget) <= budget
+        ):
             self._invalid_reply(
                 peer_id,
                 pending,
@@ -373,7 +381,7 @@ class Receiver:
             )
             return
         try:
-            reply = decode_reply(envelope.tag, envelope.payload)
+            reply = decode_reply(envelope.tag, payload)
         except DeadLetterError as exc:
             self._invalid_reply(
                 peer_id,

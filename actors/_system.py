@@ -645,7 +645,8 @@ class ActorSystem:
                 msgpack form, nested too deep, or larger than the transport's max_frame_size).
             NodeError: The transport refused the packet for another reason.
         """
-        self._check_open()
+        if self._closing:  # _check_open, inline on the hot path
+            self._check_open()
         if not isinstance(message, Message):
             raise ActorUsageError(f"tell() needs a Message, not {type(message).__qualname__}")
         sender = current_actor.get()
@@ -653,14 +654,12 @@ class ActorSystem:
         if type(node_id) is str:
             if node_id == self._id:
                 return self._deliver_local(name, message, sender_name, None)
-            packet = self._encode(node_id, name, message, sender_name, None)
-            return self._send(node_id, name, message, packet)  # type: ignore[no-any-return]
+            return self._post(node_id, name, message, sender_name, None)  # type: ignore[no-any-return]
         targets = list(dict.fromkeys(node_id))
         remote = [target for target in targets if target != self._id]
         handed = 0
         if remote:
-            packet = self._encode(remote, name, message, sender_name, None)
-            handed += self._send(remote, name, message, packet)
+            handed += self._post(remote, name, message, sender_name, None)
         if len(remote) != len(targets):
             handed += self._deliver_local(name, message, sender_name, None)
         return handed
@@ -758,7 +757,7 @@ class ActorSystem:
             raise ActorUsageError(f"ask() needs a Message, not {type(message).__qualname__}")
         if timeout is not None and timeout != timeout:
             raise ActorUsageError("ask() timeout must be seconds or None, not NaN")
-        if node_id != self._id and node_id not in self._node.peers:
+        if node_id != self._id and not self._node.is_connected(node_id):
             # Never into a reconnect queue: the caller hears now that the node is not up.
             raise NodeDownError(
                 f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to {self._id!r}",
@@ -774,8 +773,7 @@ class ActorSystem:
             if node_id == self._id:
                 self._deliver_local(name, message, sender_name, _new(LocalReply, (future,)))
             else:
-                packet = self._encode(node_id, name, message, sender_name, correlation_id)
-                if not self._send(node_id, name, message, packet):
+                if not self._post(node_id, name, message, sender_name, correlation_id):
                     raise NodeDownError(
                         f"cannot ask {node_id}/{name}: node {node_id!r} is not connected to "
                         f"{self._id!r}",
@@ -785,26 +783,34 @@ class ActorSystem:
         finally:
             pending.close(correlation_id)
 
-    def _encode(
+    def _post(
         self,
         node_id: str | list[str],
         name: str,
         message: Message,
         sender_name: str | None,
         correlation_id: int | None,
-    ) -> list[Any]:
+    ) -> Any:
+        """Encode a tell (``correlation_id`` None) or an ask and hand it to the transport.
+
+        Returns what `Node.send` returns: for one node whether it was handed over, for
+        several to how many.
+        """
         try:
             if correlation_id is None:
-                return tell_packet(name, message, self._id, sender_name)
-            return ask_packet(name, message, self._id, sender_name, correlation_id)
+                packet = tell_packet(name, message, self._id, sender_name)
+            else:
+                packet = ask_packet(name, message, self._id, sender_name, correlation_id)
         except EncodeError as exc:
             raise EncodeError(
                 f"cannot send {type(message).__qualname__} to {node_id}/{name}: {exc}"
             ) from exc
+        return self._send(node_id, name, message, packet)
 
     def _send(
         self, node_id: str | list[str], name: str, message: Message, packet: list[Any]
     ) -> Any:
+        """Hand a built packet to the transport, its errors mapped to `ActorError`s."""
         try:
             return self._node.send(node_id, packet)
         except (EncodingError, PacketTooLarge, TypeError, ValueError, OverflowError) as exc:
@@ -894,7 +900,7 @@ class ActorSystem:
         """
         if node_id == self._id:
             return self._started and not self._closing
-        return node_id in self._node.peers
+        return self._node.is_connected(node_id)
 
     async def drained(self, node_id: str) -> None:
         """Wait until the outgoing buffer to ``node_id`` is below the transport's low-water mark.

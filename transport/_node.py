@@ -287,6 +287,10 @@ class Node:
         """The uri announced to peers (``tcp://host:port``), or None before ``start()``."""
         return self._uri
 
+    def is_connected(self, peer_id: str) -> bool:
+        """True when ``peer_id`` is connected now (handshake done): `peers` without the list."""
+        return self._core.is_up(peer_id)
+
     def is_kept(self, peer_id: str) -> bool:
         """True when ``peer_id`` is re-dialed whenever its connection drops."""
         return self._core.is_kept(peer_id)

@@ -407,12 +407,13 @@ async def test_a_kept_peer_is_redialed_and_queued_packets_arrive_in_order() -> N
         assert link.transport is not None
         link.transport.abort()
         await rec_a.wait_for(lambda: ("disconnect", "b", "lost") in rec_a.events)
-        assert "b" not in a.peers
+        assert "b" not in a.peers and not a.is_connected("b")
         for sequence in range(100):
             assert a.send("b", sequence) is True  # queued while reconnecting
         await rec_b.wait_for(lambda: len(rec_b.received) == 100)
         assert [packet for _, packet in rec_b.received] == list(range(100))
-        assert a.peers == ["b"]
+        assert a.peers == ["b"] and a.is_connected("b")
+        assert not a.is_connected("a") and not a.is_connected("stranger")
         assert rec_a.events.count(("connect", "b")) == 2
 
 
