@@ -84,11 +84,12 @@ class FrameDecoder:
         max_frame_size: the largest body accepted, in bytes.
     """
 
-    __slots__ = ("_buffer", "_max_frame_size", "error")
+    __slots__ = ("_buffer", "_max_frame_size", "_unpackb", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._buffer = bytearray()
         self._max_frame_size = max_frame_size
+        self._unpackb = _unpackb_for(max_frame_size)
         self.error: ProtocolError | None = None
 
     @property
@@ -156,7 +157,7 @@ class FrameDecoder:
 
     def _unpack_one(self, body: memoryview) -> list[Any]:
         try:
-            return [_unpackb_for(self._max_frame_size)(body)]
+            return [self._unpackb(body)]
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             self.error = ProtocolError(f"malformed msgpack frame: {exc}")
             self.error.__cause__ = exc
