@@ -26,10 +26,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import _connection
 from ._config import NodeConfig
 from ._connection import (
     HEARTBEAT_FRAME,
-    TAG_DATA,
     TAG_GOODBYE,
     TAG_HEARTBEAT,
     TAG_KEEP,
@@ -338,7 +338,7 @@ class NodeCore:
         conn.received = True
         if bodies:
             if conn.state is ConnectionState.UP:
-                self._receive_up(conn, bodies, 0)
+                self._receive_up(conn, bodies)
             else:
                 self._receive_bodies(conn, bodies, now)
         if decoder.error is not None:
@@ -352,7 +352,7 @@ class NodeCore:
                 self._fail(conn, exc)
                 return
             if state is ConnectionState.UP:
-                self._receive_up(conn, bodies, index + 1)
+                self._receive_up(conn, bodies[index + 1 :])
                 return
             if state is ConnectionState.CLOSED:
                 return
@@ -548,18 +548,18 @@ class NodeCore:
 
     # -- receiving --------------------------------------------------------------------------------
 
-    def _receive_up(self, conn: Connection, bodies: list[Any], start: int) -> None:
+    def _receive_up(self, conn: Connection, bodies: list[Any]) -> None:
         """Deliver data bodies as one batch per run between control frames."""
         peer = conn.peer
         assert peer is not None
         peer_id = peer.node_id
         packets: list[Any] = []
         append = packets.append
-        for index in range(start, len(bodies)):
-            body = bodies[index]
-            if type(body) is list and len(body) == 2 and body[0] == TAG_DATA:
-                append(body[1])
-                continue
+        for body in bodies:
+            match body:
+                case [_connection.TAG_DATA, packet]:
+                    append(packet)
+                    continue
             if packets:
                 conn.packets_in += len(packets)
                 self._events.append(PacketsReceived(peer_id, packets))

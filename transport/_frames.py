@@ -31,6 +31,7 @@ _UNPACK_BATCH = 1024 * 1024
 
 _header = struct.Struct(">I")
 _pack_header = _header.pack
+_unpack_header = _header.unpack
 _unpack_header_from = _header.unpack_from
 _packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
@@ -83,11 +84,12 @@ class FrameDecoder:
         max_frame_size: the largest body accepted, in bytes.
     """
 
-    __slots__ = ("_buffer", "_max_frame_size", "error")
+    __slots__ = ("_buffer", "_max_frame_size", "_unpackb", "error")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self._buffer = bytearray()
         self._max_frame_size = max_frame_size
+        self._unpackb = _unpackb_for(max_frame_size)
         self.error: ProtocolError | None = None
 
     @property
@@ -116,13 +118,11 @@ class FrameDecoder:
         offset = 0
         view = memoryview(buffer)
         try:
-            while True:
-                lengths, end, more = self._complete_frames(buffer, offset)
-                if lengths:
-                    bodies += self._unpack(view[offset:end], lengths)
-                    offset = end
-                if not more or self.error is not None:
+            while self.error is None:
+                batch_end = self._batch_end(buffer, offset)
+                if batch_end == offset:
                     break
+                offset = self._unpack(view, offset, batch_end, bodies)
         finally:
             view.release()
         if self.error is not None:
@@ -131,37 +131,33 @@ class FrameDecoder:
             del buffer[:offset]
         return bodies
 
-    def _complete_frames(self, buffer: bytearray, offset: int) -> tuple[list[int], int, bool]:
-        """Body lengths of the complete frames from ``offset``, one batch's worth, its end, and
-        whether complete frames remain after it.
+    def _batch_end(self, buffer: bytearray, offset: int) -> int:
+        """Where the batch of bytes to decode from ``offset`` ends; ``offset`` when the frame
+        there is not complete yet (or its prefix is above the limit, which sets :attr:`error`).
 
-        A batch holds one frame, or as many as fit in ``_UNPACK_BATCH`` bytes, so the shared
-        unpacker's buffer stays bounded however large the read was. A length prefix above the
-        limit ends the batch and sets :attr:`error`.
+        A batch holds the first frame whole and reaches ``_UNPACK_BATCH`` bytes if the buffer
+        does, so the shared unpacker's buffer stays bounded however large the read was.
         """
         size = len(buffer)
-        limit = self._max_frame_size
-        batch_end = offset + _UNPACK_BATCH
-        lengths: list[int] = []
-        while size - offset >= HEADER_SIZE:
-            (length,) = _unpack_header_from(buffer, offset)
-            if length > limit:
-                self.error = FrameTooLarge(
-                    f"frame of {length} bytes exceeds max_frame_size={limit}"
-                )
-                break
-            end = offset + HEADER_SIZE + length
-            if end > size:
-                break
-            if end > batch_end and lengths:
-                return lengths, offset, True
-            lengths.append(length)
-            offset = end
-        return lengths, offset, False
+        if size - offset < HEADER_SIZE:
+            return offset
+        length: int = _unpack_header_from(buffer, offset)[0]
+        if length > self._max_frame_size:
+            self._too_large(length)
+            return offset
+        end = offset + HEADER_SIZE + length
+        if end > size:
+            return offset
+        return max(end, min(size, offset + _UNPACK_BATCH))
+
+    def _too_large(self, length: int) -> None:
+        self.error = FrameTooLarge(
+            f"frame of {length} bytes exceeds max_frame_size={self._max_frame_size}"
+        )
 
     def _unpack_one(self, body: memoryview) -> list[Any]:
         try:
-            return [_unpackb_for(self._max_frame_size)(body)]
+            return [self._unpackb(body)]
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             self.error = ProtocolError(f"malformed msgpack frame: {exc}")
             self.error.__cause__ = exc
@@ -169,41 +165,54 @@ class FrameDecoder:
         finally:
             body.release()
 
-    def _unpack(self, frames: memoryview, lengths: list[int]) -> list[Any]:
-        """Decode a run of complete frames (prefixes included) with the shared unpacker.
+    def _unpack(self, view: memoryview, offset: int, batch_end: int, bodies: list[Any]) -> int:
+        """Decode the complete frames of ``view[offset:batch_end]`` into ``bodies`` with the
+        shared unpacker; return the end of the last one decoded.
 
-        The run is fed in one call; each prefix is skipped and the value after it must end
-        exactly at its frame's end. The unpacker is left empty, or discarded on an error.
+        The batch is fed in one call. Each length prefix is checked before its body is
+        decoded, and the value after it must end exactly at its frame's end. The bytes of a
+        frame that ends after the batch are skipped, so the unpacker is left empty; it is
+        discarded on an error.
         """
         unpacker = _unpacker_for(self._max_frame_size)
-        bodies: list[Any] = []
+        limit = self._max_frame_size
         append = bodies.append
+        # The loop counts in the unpacker's positions: tell() counts every byte it was fed.
+        start: int = unpacker.tell()
+        done = start
+        stop = start + batch_end - offset
         try:
+            batch = view[offset:batch_end]
             try:
-                unpacker.feed(frames)
+                unpacker.feed(batch)
             finally:
-                frames.release()  # an exception's traceback must not pin the decoder's buffer
+                batch.release()  # an exception's traceback must not pin the decoder's buffer
             skip = unpacker.read_bytes
             unpack = unpacker.unpack
             tell = unpacker.tell
-            position = tell()
-            for length in lengths:
-                skip(HEADER_SIZE)
+            while stop - done >= HEADER_SIZE:
+                (length,) = _unpack_header(skip(HEADER_SIZE))
+                if length > limit:
+                    self._too_large(length)
+                    break
+                end = done + HEADER_SIZE + length
+                if end > stop:
+                    break
                 body = unpack()
-                position += HEADER_SIZE + length
-                if tell() != position:
+                if tell() != end:
                     raise ValueError("a frame must hold exactly one msgpack value")
                 append(body)
+                done = end
+            skip(stop - tell())  # the start of a frame that ends after the batch
         except (ValueError, TypeError, msgpack.OutOfData, msgpack.UnpackException) as exc:
             # Bytes may be left in the shared unpacker: nobody else may use it.
             _discard_unpacker(self._max_frame_size)
-            if self.error is None:
-                self.error = ProtocolError(f"malformed msgpack frame: {exc}")
-                self.error.__cause__ = exc
+            self.error = ProtocolError(f"malformed msgpack frame: {exc}")
+            self.error.__cause__ = exc
         except BaseException:
             _discard_unpacker(self._max_frame_size)
             raise
-        return bodies
+        return offset + done - start
 
 
 _local = threading.local()
@@ -217,8 +226,8 @@ def _unpacker_for(max_frame_size: int) -> Any:
     unpacker = unpackers.get(max_frame_size)
     if unpacker is None:
         unpacker = unpackers[max_frame_size] = msgpack.Unpacker(
-            # It holds one batch of complete frames, prefixes included: one frame, or at most
-            # _UNPACK_BATCH bytes.
+            # It holds one batch, prefixes included: one whole frame, or at most _UNPACK_BATCH
+            # bytes.
             max_buffer_size=max(max_frame_size + HEADER_SIZE, _UNPACK_BATCH),
             **_decode_options(max_frame_size),
         )

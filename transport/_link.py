@@ -111,6 +111,8 @@ class Link(asyncio.BufferedProtocol):
         self.tls: TlsSession | None = None
         self._tls_context = tls
         self._write_limits = write_limits
+        # The loop that reads into it runs in this thread.
+        self._read_buffer = _read_buffer()
         self.outcome: asyncio.Future[DialOutcome] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
 
@@ -167,10 +169,10 @@ class Link(asyncio.BufferedProtocol):
             self.transport.write(records)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _read_buffer()
+        return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_read_buffer()[:nbytes])
+        self.data_received(self._read_buffer[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Hand bytes read from the socket to the owner, decrypted first under TLS."""

@@ -20,7 +20,6 @@ import ssl as ssl_module
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, overload
 
-from . import _frames
 from ._cluster import Cluster
 from ._config import DEFAULTS, NodeConfig
 from ._core import NodeCore
@@ -32,6 +31,7 @@ from ._events import (
     PeerDisconnected,
     RedialNeeded,
 )
+from ._frames import HEADER_SIZE, encode_data
 from ._handshake import LocalIdentity
 from ._link import Link
 from ._membership import Member, MembershipConfig
@@ -195,7 +195,7 @@ class Node:
         self._dial_ssl = dial_ssl if dial_ssl is not None else ssl
         self._advertise = advertise
         self._config = config
-        self._max_frame_bytes = config.max_frame_size + _frames.HEADER_SIZE
+        self._max_frame_bytes = config.max_frame_size + HEADER_SIZE
         self._tick_interval = min(config.heartbeat_interval, config.handshake_timeout) / 4
         self._handlers: dict[str, list[tuple[Handler, bool]]] = {name: [] for name in _EVENTS}
         self._sole_sync: dict[str, Handler | None] = dict.fromkeys(_EVENTS)
@@ -757,10 +757,10 @@ class Node:
             EncodingError: msgpack cannot serialize ``packet``.
             PacketTooLarge: the encoded packet exceeds ``max_frame_size``.
         """
-        frame = _frames.encode_data(packet)
+        frame = encode_data(packet)
         if len(frame) > self._max_frame_bytes:
             raise PacketTooLarge(
-                f"packet encodes to {len(frame) - _frames.HEADER_SIZE} bytes, above "
+                f"packet encodes to {len(frame) - HEADER_SIZE} bytes, above "
                 f"max_frame_size={self._config.max_frame_size}; peers would refuse it"
             )
         core = self._core

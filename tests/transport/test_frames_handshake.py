@@ -454,6 +454,18 @@ def test_a_malformed_frame_after_a_full_batch_keeps_the_frames_before_it() -> No
     assert FrameDecoder().feed(encode_frame("fresh")) == ["fresh"]
 
 
+def test_frames_across_unpack_batches_and_a_partial_one_leave_the_shared_unpacker_empty() -> None:
+    bodies = [b"x" * 300_000, "small"] * 4  # frames straddle the ~1 MiB batch boundaries
+    wire = b"".join(encode_frame(body) for body in bodies) + encode_frame("last")
+    decoder = FrameDecoder()
+    assert decoder.feed(wire[:-3]) == bodies
+    assert decoder.buffered == len(encode_frame("last")) - 3
+    # The bytes of the partial frame fed to the shared unpacker were skipped, not left there.
+    assert FrameDecoder().feed(encode_frame("other") + b"\x00") == ["other"]
+    assert decoder.feed(wire[-3:]) == ["last"]
+    assert decoder.buffered == 0
+
+
 @given(
     first=st.lists(msgpack_values, max_size=6),
     second=st.lists(msgpack_values, max_size=6),

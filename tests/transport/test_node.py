@@ -281,10 +281,10 @@ async def test_send_to_a_list_reaches_every_listed_peer_and_counts_them() -> Non
 
 
 async def test_multi_dispatch_encodes_the_packet_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from transport import _frames
+    from transport import _node
 
     calls: list[Any] = []
-    real_encode = _frames.encode_data
+    real_encode = _node.encode_data
 
     def counting_encode(packet: Any) -> bytes:
         calls.append(packet)
@@ -294,7 +294,7 @@ async def test_multi_dispatch_encodes_the_packet_once(monkeypatch: pytest.Monkey
         recorders = [EventRecorder(node) for node in spokes]
         for node in spokes:
             await hub.connect(node.info() or "")
-        monkeypatch.setattr(_frames, "encode_data", counting_encode)
+        monkeypatch.setattr(_node, "encode_data", counting_encode)
         assert hub.send([node.id for node in spokes], {"once": True}) == 5
         assert calls == [{"once": True}]
         for rec in recorders:
