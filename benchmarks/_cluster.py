@@ -3,14 +3,16 @@
 Every size runs the same way: the members are split evenly over ``P`` processes
 (``benchmarks._cluster_worker``; 4 in the full run, more only when a process would need more
 than three quarters of the hard file-descriptor limit), member 0 in process 0 is the seed and
-every other member is started with ``seeds=[its uri]``. Three figures per size (30, 100, 200
-members in the full run):
+every other member is started with ``seeds=[its uri]``, all of a process's members at once.
+Three figures per size (30, 100, 200 members in the full run):
 
 - **converge**: from the moment the driver tells the processes to start their members (the
   seed already runs) until every member in every process sees all ``size`` members
-  (``Node.wait_for_members``), which over one connection per pair is the full mesh. Each
-  process stamps the moment its last member converged with ``time.monotonic()`` (one clock for
-  the whole host on Linux) and the figure is the latest stamp minus the driver's start stamp;
+  (``Node.wait_for_members``), which over one connection per pair is the full mesh; a size
+  that has not converged ``deadline`` seconds after the start (120 s) is reported as not
+  converged, with how far each process got, instead of a figure. Each process stamps the
+  moment its last member converged with ``time.monotonic()`` (one clock for the whole host on
+  Linux) and the figure is the latest stamp minus the driver's start stamp;
 - **raw mesh** (the converge figure's baseline): the same processes, one raw asyncio listener
   per member, dial every pair once (at most 64 dials in flight per process) with no handshake
   and no gossip; from the driver's go until every dial has connected and every listener has

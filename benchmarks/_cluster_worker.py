@@ -149,13 +149,16 @@ class _Members:
         return self.nodes[0].info() or ""
 
     async def start(self, uri: str, timeout: float) -> dict[str, Any]:
-        await asyncio.gather(
-            *(self._start(Node(f"m{index:03}", seeds=[uri])) for index in self.local if index != 0)
-        )
         try:
-            await asyncio.gather(
-                *(node.wait_for_members(self.size, timeout=timeout) for node in self.nodes)
-            )
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(
+                    *(
+                        self._start(Node(f"m{index:03}", seeds=[uri]))
+                        for index in self.local
+                        if index != 0
+                    )
+                )
+                await asyncio.gather(*(node.wait_for_members(self.size) for node in self.nodes))
         except TimeoutError:
             return {"unconverged": self.views()}
         # A member is announced once this node is connected to it: all views complete is
@@ -164,11 +167,12 @@ class _Members:
 
     def views(self) -> str:
         """How far the hosted members got: members seen and peers connected, least to most."""
-        seen = [len(node.members) for node in self.nodes]
-        peers = [len(node.peers) for node in self.nodes]
+        seen = [len(node.members) for node in self.nodes] or [0]
+        peers = [len(node.peers) for node in self.nodes] or [0]
         return (
-            f"{len(self.nodes)} members here see {min(seen)} to {max(seen)} members "
-            f"and are connected to {min(peers)} to {max(peers)} peers"
+            f"{len(self.nodes)} of {len(self.local)} members here started, they see "
+            f"{min(seen)} to {max(seen)} members and are connected to {min(peers)} to "
+            f"{max(peers)} peers"
         )
 
     async def idle(self, settle: float, seconds: float) -> dict[str, float]:
