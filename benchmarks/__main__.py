@@ -477,6 +477,32 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                     "s",
                     note=cl[f"unconverged {n}"],
                 )
+                slow = f"{spread}, timeouts x{_cluster.SLOW_SCALE:g}"
+                if f"converge {n} slow" in cl:
+                    report.add(
+                        f"converge {n} slow",
+                        "cluster",
+                        f"{slow}: join through one seed",
+                        cl[f"converge {n} slow"],
+                        "s",
+                        cl[f"raw {n}"],
+                    )
+                    report.add(
+                        f"gossip idle {n} slow",
+                        "cluster",
+                        f"{slow}: idle gossip per member",
+                        cl[f"idle {n} slow"],
+                        "B/s",
+                    )
+                elif f"unconverged {n} slow" in cl:
+                    report.add(
+                        f"converge {n} slow",
+                        "cluster",
+                        f"{slow}: join through one seed",
+                        None,
+                        "s",
+                        note=cl[f"unconverged {n} slow"],
+                    )
                 continue
             report.add(
                 f"converge {n}",
@@ -505,7 +531,7 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 cl["converge 100"] <= 5.0,
                 f"{cl['converge 100']:.2f} s",
             )
-        idles = [cl[f"idle {n}"] for n in counts if f"idle {n}" in cl]
+        idles = [cl[key] for key in cl if key.startswith("idle ")]
         worst = max(idles) if idles else None
         report.target(
             "idle gossip <= 1 KiB/s per member",

@@ -51,6 +51,9 @@ from ._util import ROOT, kill_group
 PROCESSES = 4
 MAX_PROCESSES = 16
 LIFETIME = 900.0
+SLOW_SCALE = 6.0
+"""A join that does not converge at the default timeouts is run again with the handshake,
+heartbeat and down_after timeouts multiplied by this."""
 
 _MEMBER_PROGRAM = """
 import asyncio, json, sys
@@ -116,7 +119,9 @@ class _Process:
         self.stderr = stderr
 
     @classmethod
-    async def spawn(cls, index: int, first: int, count: int, size: int, fds: int) -> _Process:
+    async def spawn(
+        cls, index: int, first: int, count: int, size: int, fds: int, scale: float
+    ) -> _Process:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -127,6 +132,7 @@ class _Process:
             f"--size={size}",
             f"--fds={fds}",
             f"--lifetime={LIFETIME}",
+            f"--timing-scale={scale}",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
@@ -195,6 +201,7 @@ async def _converge(
     idle_seconds: float,
     deadline: float,
     progress: Callable[[str], None],
+    scale: float = 1.0,
 ) -> dict[str, Any]:
     planned = plan(size, processes)
     if isinstance(planned, str):
@@ -203,9 +210,11 @@ async def _converge(
     procs: list[_Process] = []
     try:
         for index, (first, count) in enumerate(spans):
-            procs.append(await _Process.spawn(index, first, count, size, fds))
+            procs.append(await _Process.spawn(index, first, count, size, fds, scale))
         await _each(procs, lambda p: p.reply("ready", 60.0))
         spread = f"{size} members over {len(procs)} processes (up to {fds} fds each)"
+        if scale != 1:
+            spread += f", timeouts x{scale:g}"
 
         listened = await _each(procs, lambda p: p.ask({"op": "raw_listen"}, 30.0))
         ports = [port for answer in listened for port in answer["ports"]]
@@ -336,7 +345,7 @@ async def cluster_runs(
     heartbeat: tuple[float, float],
     progress: Callable[[str], None],
     processes: int = PROCESSES,
-    deadline: float = 120.0,
+    deadline: float = 60.0,
 ) -> dict[str, Any]:
     """Convergence, its raw twin and idle gossip for each size; detection on the smallest.
 
@@ -355,6 +364,13 @@ async def cluster_runs(
         for key in ("converge", "raw", "idle", "processes", "unconverged"):
             if key in got:
                 results[f"{key} {size}"] = got[key]
+        if "unconverged" in got:
+            # Is it the timeouts? The same join with the handshake, heartbeat and down_after
+            # timeouts scaled up (see docs/benchmarks.md).
+            slow = await _converge(size, processes, idle_seconds, deadline, progress, SLOW_SCALE)
+            for key in ("converge", "idle", "unconverged"):
+                if key in slow:
+                    results[f"{key} {size} slow"] = slow[key]
     size = min(sizes)
     reason = _room_for(size)
     if reason is not None:

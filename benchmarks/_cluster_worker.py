@@ -20,6 +20,9 @@ Commands:
   ``size`` members, or ``unconverged`` (how far they got) when ``timeout`` passes first.
 - ``idle`` (``settle``, ``seconds``): waits ``settle`` seconds, then answers the membership
   bytes the hosted members sent over the next ``seconds`` (``bytes``, ``elapsed``).
+
+``--timing-scale`` multiplies the members' handshake, heartbeat and ``down_after`` timeouts.
+``MASTERLESS_CLUSTER_LOG=PATH`` writes each worker's log (INFO) to ``PATH.<first member>``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import resource
 import sys
 import threading
@@ -36,7 +41,8 @@ from typing import Any
 
 import msgpack
 
-from transport import Node
+from transport import MembershipConfig, Node
+from transport._config import DEFAULTS
 
 _DIALS_IN_FLIGHT = 64
 
@@ -130,12 +136,24 @@ class _RawMesh:
         self.transports, self.servers = [], []
 
 
+def timings(scale: float) -> dict[str, Any]:
+    """Node options with the handshake, heartbeat and down_after timeouts times ``scale``."""
+    if scale == 1:
+        return {}
+    return {
+        "handshake_timeout": DEFAULTS.handshake_timeout * scale,
+        "heartbeat_timeout": DEFAULTS.heartbeat_timeout * scale,
+        "down_after": MembershipConfig().down_after * scale,
+    }
+
+
 class _Members:
     """The cluster members this process hosts, with one membership-byte counter for them all."""
 
-    def __init__(self, first: int, count: int, size: int) -> None:
+    def __init__(self, first: int, count: int, size: int, scale: float) -> None:
         self.local = range(first, first + count)
         self.size = size
+        self.options = timings(scale)
         self.nodes: list[Node] = []
         self.counter = [0]
 
@@ -145,7 +163,7 @@ class _Members:
         await node.start()
 
     async def seed(self) -> str:
-        await self._start(Node("m000", cluster=True))
+        await self._start(Node("m000", cluster=True, **self.options))
         return self.nodes[0].info() or ""
 
     async def start(self, uri: str, timeout: float) -> dict[str, Any]:
@@ -153,7 +171,7 @@ class _Members:
             async with asyncio.timeout(timeout):
                 await asyncio.gather(
                     *(
-                        self._start(Node(f"m{index:03}", seeds=[uri]))
+                        self._start(Node(f"m{index:03}", seeds=[uri], **self.options))
                         for index in self.local
                         if index != 0
                     )
@@ -202,7 +220,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     threading.Thread(target=read_stdin, daemon=True).start()
     raw = _RawMesh(args.first, args.count, args.size)
-    members = _Members(args.first, args.count, args.size)
+    members = _Members(args.first, args.count, args.size, args.timing_scale)
     try:
         while (command := await commands.get()) is not None:
             op = command["op"]
@@ -235,7 +253,15 @@ def cli() -> None:
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--fds", type=int, required=True)
     parser.add_argument("--lifetime", type=float, default=600.0)
+    parser.add_argument("--timing-scale", type=float, default=1.0)
     args = parser.parse_args()
+    log = os.environ.get("MASTERLESS_CLUSTER_LOG")
+    if log:  # a debugging aid: each worker's transport log, at INFO, in LOG.<first member>
+        logging.basicConfig(
+            filename=f"{log}.{args.first}",
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(message)s",
+        )
     reason = raise_fd_limit(args.fds)
     if reason is not None:
         _reply({"error": reason})

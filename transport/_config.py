@@ -31,6 +31,9 @@ class NodeConfig:
         low_water: buffer size below which ``drained()`` returns.
         reconnect_initial: first re-dial delay of a kept peer.
         reconnect_max: largest re-dial delay.
+        max_dials: re-dials (kept peers, cluster members) in progress at once; the rest wait
+            their turn, so that a node learning of many members at once (a cluster join) does
+            not open that many handshakes at the same moment.
 
     Raises:
         ConfigurationError: a value is out of range.
@@ -47,6 +50,7 @@ class NodeConfig:
     low_water: int = 256 * 1024
     reconnect_initial: float = 0.1
     reconnect_max: float = 5.0
+    max_dials: int = 8
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_interval < self.heartbeat_timeout:
@@ -57,6 +61,8 @@ class NodeConfig:
             or self.reconnect_max < self.reconnect_initial
         ):
             raise ConfigurationError("timeouts and reconnect delays must be positive")
+        if type(self.max_dials) is not int or self.max_dials < 1:
+            raise ConfigurationError(f"max_dials must be an int >= 1, not {self.max_dials!r}")
         if not 0 <= self.low_water <= self.high_water:
             raise ConfigurationError("need 0 <= low_water <= high_water")
         if self.max_frame_size <= 0 or self.max_pending_handshakes <= 0:

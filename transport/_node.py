@@ -116,6 +116,9 @@ class Node:
         low_water: buffer size below which ``drained()`` returns.
         reconnect_initial: first re-dial delay of a kept peer, in seconds.
         reconnect_max: largest re-dial delay, in seconds.
+        max_dials: re-dials (kept peers, cluster members) in progress at once; more wait their
+            turn, so that a node learning of many members at once (a cluster join) does not
+            open as many handshakes at the same moment. ``connect()`` is not limited.
         seeds: uris of cluster members to join through at ``start()`` (each is retried with
             backoff until it answers once; this node's own uri is skipped). Giving seeds
             turns ``cluster`` on.
@@ -153,6 +156,7 @@ class Node:
         low_water: int = DEFAULTS.low_water,
         reconnect_initial: float = DEFAULTS.reconnect_initial,
         reconnect_max: float = DEFAULTS.reconnect_max,
+        max_dials: int = DEFAULTS.max_dials,
         seeds: Iterable[str] = (),
         cluster: bool = False,
         down_after: float | None = None,
@@ -185,6 +189,7 @@ class Node:
             low_water=low_water,
             reconnect_initial=reconnect_initial,
             reconnect_max=reconnect_max,
+            max_dials=max_dials,
         )
         if advertise is not None:
             parse_uri(advertise)
@@ -212,6 +217,7 @@ class Node:
         self._flush_handle: asyncio.Handle | None = None
         self._last_write_through = -1.0
         self._pumping = False
+        self._dial_slots = asyncio.Semaphore(config.max_dials)
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -589,7 +595,10 @@ class Node:
             attempt += 1
             uri = self._core.peer_uri(peer_id) or uri
             try:
-                found = await self._dial(uri, self._config.handshake_timeout)
+                async with self._dial_slots:
+                    if not self._core.is_kept(peer_id) or self._core.is_up(peer_id):
+                        return
+                    found = await self._dial(uri, self._config.handshake_timeout)
             except TransportError as exc:
                 # One line per back-off step; at the capped delay, at attempts 4, 8, 16...
                 if delay != logged_delay or attempt & (attempt - 1) == 0:

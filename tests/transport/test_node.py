@@ -417,6 +417,54 @@ async def test_a_kept_peer_is_redialed_and_queued_packets_arrive_in_order() -> N
         assert rec_a.events.count(("connect", "b")) == 2
 
 
+async def test_re_dials_in_progress_are_bounded_by_max_dials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with nodes("a", reconnect_initial=0.01, reconnect_max=0.02, max_dials=2) as (a,):
+        peers = [Node(f"p{n}") for n in range(4)]
+        for peer in peers:
+            await peer.start()
+            await a.connect(peer.info() or "")
+        in_flight: list[str] = []
+        most = 0
+        dialled: set[str] = set()
+        release = asyncio.Event()
+        changed = asyncio.Condition()
+
+        async def held_dial(uri: str, timeout: float) -> str:
+            nonlocal most
+            async with changed:
+                in_flight.append(uri)
+                dialled.add(uri)
+                most = max(most, len(in_flight))
+                changed.notify_all()
+            try:
+                await release.wait()
+                raise transport.ConnectError(f"held dial to {uri} failed")
+            finally:
+                in_flight.remove(uri)
+
+        monkeypatch.setattr(a, "_dial", held_dial)
+        for peer in peers:
+            await peer.close()
+        async with asyncio.timeout(DEADLINE), changed:
+            # Four peers to re-dial, two slots: two dials are held and the others wait.
+            await changed.wait_for(lambda: len(in_flight) == 2)
+        assert a._dial_slots.locked()
+        release.set()
+        async with asyncio.timeout(DEADLINE), changed:
+            await changed.wait_for(lambda: len(dialled) == 4)
+        assert most == 2
+        for peer in peers:
+            a.keep(peer.id, False)
+
+
+async def test_max_dials_must_be_a_positive_int() -> None:
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigurationError, match="max_dials"):
+            Node("a", max_dials=bad)  # type: ignore[arg-type]
+
+
 async def test_the_reconnect_queue_is_bounded() -> None:
     async with nodes("a", "b", queue_max_packets=5, reconnect_initial=5.0, reconnect_max=5.0) as (
         a,
