@@ -207,10 +207,10 @@ async def transport_runs(
 async def multi_dispatch(
     cfg: Any, loop: str, fanouts: list[int], progress: Progress
 ) -> dict[str, float]:
-    from transport import _frames
+    from transport import _node
 
     out: dict[str, float] = {}
-    original = _frames.encode_data
+    original = _node.encode_data  # type: ignore[attr-defined]
     encoded = [0, 0]
 
     def counting_encode(packet: Any) -> bytes:
@@ -221,7 +221,7 @@ async def multi_dispatch(
 
     async with worker("nodes", "--count", str(max(fanouts)), loop=loop) as sink:
         node, peers, inbox = await _node_client(sink.info["uris"])
-        _frames.encode_data = counting_encode  # type: ignore[assignment]
+        _node.encode_data = counting_encode  # type: ignore[attr-defined]
         try:
             for k in fanouts:
                 n = cfg.multi_n
@@ -243,7 +243,7 @@ async def multi_dispatch(
                     f"{out[f'{k} bytes']:.0f} B encoded per send"
                 )
         finally:
-            _frames.encode_data = original  # type: ignore[assignment]
+            _node.encode_data = original  # type: ignore[attr-defined]
             await node.close()
     return out
 

@@ -61,6 +61,10 @@ def test_smoke_mode_prints_and_writes_the_table(tmp_path: Path) -> None:
     # Opcodes per request: ask and tell beside the raw twins, counted (not timed).
     for name in ("tell, per message", "ask, 1 in flight", "ask, 256 in flight"):
         assert rows["opcodes", name]["value"] > 0 and rows["opcodes", name]["ratio"] > 0
+    # Multi-dispatch encodes once whatever the fan-out: the same bytes per send for each.
+    multi = [row for row in results["rows"] if "peers]) deliveries" in row["name"]]
+    encoded = {row["note"].split(", ")[1] for row in multi}
+    assert multi and len(encoded) == 1 and not encoded.pop().startswith(("0 B", "-")), multi
     group = [row for row in results["rows"] if row["section"] == "group"]
     assert len(group) == 3 and all(row["value"] > 0 for row in group)
     # Ray is never started by the smoke run: its rows say skipped, with the reason.
