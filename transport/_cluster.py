@@ -149,6 +149,12 @@ class Cluster:
             self.membership.connection_up(peer_id, incarnation, now)
             self._pump()
 
+    def dial_failed(self, peer_id: str, now: float) -> None:
+        """A re-dial of this node to ``peer_id`` failed."""
+        if self.membership is not None:
+            self.membership.dial_failed(peer_id, now)
+            self._pump()
+
     def connection_down(self, peer_id: str, now: float, last_heard: float | None) -> None:
         """The connection to ``peer_id`` ended."""
         if self.membership is not None:

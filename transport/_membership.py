@@ -235,6 +235,8 @@ class _Local:
     next_check: float = 0.0
     since: float = 0.0  # when the entry last changed status (tombstone age)
     keep_at: float | None = None  # when to ask for a connection (the higher id waits)
+    reached: bool = False  # connected to the member's current incarnation at some point
+    dial_failed: bool = False  # a dial to its current incarnation failed
 
 
 @dataclass(slots=True)
@@ -374,6 +376,7 @@ class Membership:
                 self._declare(entry, MemberStatus.RESTARTED, now, detected=True)
             return
         local.connected_incarnation = incarnation
+        local.reached = True
         local.check = None
         if entry.status is MemberStatus.UP and not local.announced:
             self._announce(entry, local)
@@ -474,8 +477,21 @@ class Membership:
                 if now >= check.deadline:
                     self._declare(entry, MemberStatus.DOWN, now, detected=True)
                 continue
+            if not (local.reached or local.dial_failed):
+                # Not heard yet because not dialled yet (its turn among this node's dials, a
+                # large join): silence counts once a dial failed or a connection was lost.
+                continue
             if now - local.last_heard >= config.down_after and now >= local.next_check:
                 self._start_check(entry, local, now)
+
+    def dial_failed(self, peer_id: str, now: float) -> None:
+        """A dial of this node to member ``peer_id`` failed (refused, unreachable, timed out)."""
+        local = self._local.get(peer_id)
+        if local is not None and not local.reached and not local.dial_failed:
+            # The silence of a member never reached counts from here: down_after later, if
+            # still unreached, the other members are asked about it.
+            local.dial_failed = True
+            local.last_heard = now
 
     # -- intents ----------------------------------------------------------------------------------
 
@@ -666,6 +682,7 @@ class Membership:
             local.last_heard = now
             local.check = None
             local.next_check = 0.0
+            local.reached = local.dial_failed = False
         if old is None or old.uri != new.uri or old.status is not MemberStatus.UP:
             if node_id in self._connected or self.node_id < node_id:
                 self._actions.append(KeepPeer(node_id, new.uri))
@@ -676,6 +693,7 @@ class Membership:
         connected = self._connected.get(node_id)
         if connected == new.incarnation:
             local.connected_incarnation = connected
+            local.reached = True
             local.last_heard = now
             if not local.announced:
                 self._announce(new, local)

@@ -600,6 +600,8 @@ class Node:
                         return
                     found = await self._dial(uri, self._config.handshake_timeout)
             except TransportError as exc:
+                if self._cluster is not None:
+                    self._cluster.dial_failed(peer_id, self._loop.time())
                 # One line per back-off step; at the capped delay, at attempts 4, 8, 16...
                 if delay != logged_delay or attempt & (attempt - 1) == 0:
                     logged_delay = delay

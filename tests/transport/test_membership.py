@@ -306,6 +306,48 @@ def test_a_check_nobody_answers_declares_at_its_deadline() -> None:
     assert downs(net, "a") == [("c", "unreachable")]
 
 
+def test_a_member_not_dialled_yet_is_not_checked_until_a_dial_fails() -> None:
+    # A large join: c learns of b through a but its dial to b waits its turn. Silence while
+    # nobody tried is no evidence; it counts from the first failed dial.
+    net = Net()
+    net.full_mesh("a", "b")
+    net.add("c")
+    net.link("c", "a")
+    net.take("c", MemberUp)
+    c = net.nodes["c"]
+    net.tick(CONFIG.down_after * 3)
+    assert downs(net, "c") == [] and c.stats.checks_started == 0
+    c.dial_failed("b", net.now)  # refused, or timed out
+    net.tick(CONFIG.down_after - 0.2)
+    assert c.stats.checks_started == 0, "down_after counts from the failure"
+    net.tick(0.3)
+    # a hears b, so b stays a member (unreachable from c) and nobody declares it down.
+    assert c.stats.checks_started == 1 and c.stats.checks_alive == 1
+    assert downs(net, "c") == [] and c.is_member("b")
+
+
+def test_a_member_that_died_before_it_was_reached_is_declared_down_after_a_failed_dial() -> None:
+    # c joined through a and learned b; then a and b crash together, so nobody gossips a
+    # verdict on b: c's own failed dials to b are what make it check (and find no helper).
+    net = Net()
+    net.full_mesh("a", "b")
+    net.add("c")
+    net.link("c", "a")
+    net.crash("b")
+    net.crash("a")
+    c = net.nodes["c"]
+    net.tick(CONFIG.down_after * 3)
+    assert downs(net, "c") == [("a", "unreachable")], "a was reached and lost; b never was"
+    assert c.stats.declared_down == 1
+    c.dial_failed("b", net.now)
+    net.tick(CONFIG.down_after - 0.2)
+    assert c.stats.declared_down == 1
+    net.tick(0.3)
+    # b was never announced up here, so there is no member_down for it; its entry is down.
+    assert c.stats.declared_down == 2 and downs(net, "c") == []
+    assert not c.is_member("b")
+
+
 def test_gossip_that_a_member_is_down_is_not_applied_by_a_node_that_hears_it() -> None:
     net = Net()
     net.full_mesh("a", "b", "c")

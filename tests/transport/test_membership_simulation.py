@@ -263,11 +263,17 @@ class MembershipSimulation(RuleBasedStateMachine):
             targets = sorted({*node.wanted.values(), *node.seeds})
             for uri in targets:
                 target = self.owner(uri)
-                if target is None or target is node:
-                    continue
-                self.open_link(node, target)
-                if self.linked(node, target):
-                    node.seeds.discard(uri)
+                if target is not None and target is not node:
+                    self.open_link(node, target)
+                    if self.linked(node, target):
+                        node.seeds.discard(uri)
+                        continue
+                if target is not node:
+                    # Refused, cut or gone: the transport reports a failed dial to a member.
+                    for peer_id, wanted in node.wanted.items():
+                        if wanted == uri:
+                            node.membership.dial_failed(peer_id, self.now)
+                            self.pump(node)
 
     def step(self, dt: float) -> None:
         self.deliver_all()
