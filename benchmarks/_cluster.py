@@ -345,7 +345,7 @@ async def cluster_runs(
     heartbeat: tuple[float, float],
     progress: Callable[[str], None],
     processes: int = PROCESSES,
-    deadline: float = 60.0,
+    deadline: float = 120.0,
 ) -> dict[str, Any]:
     """Convergence, its raw twin and idle gossip for each size; detection on the smallest.
 

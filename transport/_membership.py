@@ -30,7 +30,9 @@ The algorithm (the docs' cluster guide states it with its timing bounds):
   across a broken link). Idle cost: one small ``sync`` frame per node per interval.
 * **Failure detection.** The mesh's connections carry heartbeats, so a lost connection is the
   direct observation. A member this node cannot reach is declared down only when (1) nothing
-  was heard from it for ``down_after`` seconds and (2) an indirect check fails: up to
+  was heard from it for ``down_after`` seconds (for a member never reached, counted from the
+  first failed dial, :meth:`Membership.dial_failed`: one waiting its turn among a large join's
+  dials is not silent) and (2) an indirect check fails: up to
   ``max_checks`` members this node is connected to are asked whether they are connected to it,
   and none says yes within ``check_timeout``. If one says yes, the member stays up (seen as
   ``unreachable`` here) and the check is repeated after ``check_timeout``. A node that hears
