@@ -18,7 +18,7 @@ import random
 import secrets
 import ssl as ssl_module
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 from ._cluster import Cluster
 from ._config import DEFAULTS, NodeConfig
@@ -64,17 +64,7 @@ EventName = Literal[
 """The events :meth:`Node.on` accepts."""
 Handler = Callable[..., Any]
 """An event handler: a function or coroutine function taking the event's arguments."""
-_EVENTS: tuple[str, ...] = (
-    "listening",
-    "connect",
-    "disconnect",
-    "message",
-    "packets",
-    "member_up",
-    "member_down",
-    "member_updated",
-    "seed_refused",
-)
+_EVENTS: tuple[str, ...] = get_args(EventName)
 # The default down_after is the heartbeat timeout plus this much: one re-dial attempt.
 _REDIAL_GRACE = 1.0
 _CLOSE_GRACE = 2.0
