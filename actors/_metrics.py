@@ -57,6 +57,8 @@ _ACTOR_COUNTERS = (
     ("failed", "actor_failed", "Messages the actor's handlers raised on."),
     ("restarts", "actor_restarts", "Times supervision replaced the actor's instance."),
 )
+_PEER_GAUGE = ("queued", "peer_queued", "Packets waiting in the peer's reconnect queue.")
+_ACTOR_GAUGE = ("mailbox", "actor_mailbox", "Messages waiting in the actor's mailbox.")
 
 
 class MetricsUnavailableError(RuntimeError):
@@ -140,39 +142,32 @@ def metric_families(status: NodeStatus) -> Iterator[Any]:
         dead.add_metric([node, reason], count)
     yield dead
 
-    for field, name, doc in _PEER_COUNTERS:
-        family = CounterMetricFamily(f"masterless_{name}", doc, labels=["node", "peer"])
-        for peer in status.peer_stats:
-            value = getattr(peer, field)
-            if value is not None:
-                family.add_metric([node, peer.id], value)
-        yield family
-    queued = GaugeMetricFamily(
-        "masterless_peer_queued",
-        "Packets waiting in the peer's reconnect queue.",
-        labels=["node", "peer"],
-    )
-    for peer in status.peer_stats:
-        if peer.queued is not None:
-            queued.add_metric([node, peer.id], peer.queued)
-    yield queued
+    peers = [(peer.id, peer) for peer in status.peer_stats]
+    yield from _per_row(node, "peer", peers, _PEER_COUNTERS, _PEER_GAUGE)
+    actors = [(actor.name, actor) for actor in status.actors]
+    yield from _per_row(node, "actor", actors, _ACTOR_COUNTERS, _ACTOR_GAUGE)
 
-    for field, name, doc in _ACTOR_COUNTERS:
-        family = CounterMetricFamily(f"masterless_{name}", doc, labels=["node", "actor"])
-        for actor in status.actors:
-            value = getattr(actor, field)
+
+def _per_row(
+    node: str,
+    label: str,
+    rows: list[tuple[str, Any]],
+    counters: tuple[tuple[str, str, str], ...],
+    gauge: tuple[str, str, str],
+) -> Iterator[Any]:
+    """One counter family per ``(field, name, doc)`` and the gauge, with a sample per row
+    (labelled ``label`` = the row's key) whose field is not None."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    kinds: list[tuple[Any, tuple[str, str, str]]]
+    kinds = [(CounterMetricFamily, spec) for spec in counters] + [(GaugeMetricFamily, gauge)]
+    for kind, (field, name, doc) in kinds:
+        family = kind(f"masterless_{name}", doc, labels=["node", label])
+        for key, row in rows:
+            value = getattr(row, field)
             if value is not None:
-                family.add_metric([node, actor.name], value)
+                family.add_metric([node, key], value)
         yield family
-    mailbox = GaugeMetricFamily(
-        "masterless_actor_mailbox",
-        "Messages waiting in the actor's mailbox.",
-        labels=["node", "actor"],
-    )
-    for actor in status.actors:
-        if actor.mailbox is not None:
-            mailbox.add_metric([node, actor.name], actor.mailbox)
-    yield mailbox
 
 
 class MetricsServer:
