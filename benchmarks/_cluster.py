@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from transport import Member, Node
 
+from ._cluster_worker import raise_fd_limit
 from ._util import ROOT, kill_group
 
 PROCESSES = 4
@@ -254,15 +255,7 @@ async def _converge(
 
 def _room_for(size: int) -> str | None:
     """Why ``size`` members cannot all run in this process (file descriptors), or None."""
-    needed = member_fds(size, size)  # both ends of every pair live in this process
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, _hard_limit()), hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft < needed:
-        return f"needs {needed} file descriptors in one process, the limit is {soft} (hard {hard})"
-    return None
+    return raise_fd_limit(member_fds(size, size))  # both ends of every pair live here
 
 
 async def _detect(
