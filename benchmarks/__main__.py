@@ -454,6 +454,24 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
         cl = run(
             lambda: _cluster.cluster_runs(counts, idle_seconds, heartbeat, progress, processes)
         )
+
+        def join_rows(cl: dict[str, Any], n: int, suffix: str, label: str) -> bool:
+            """The join rows of size ``n`` (``suffix`` " slow": its run with timeouts scaled);
+            whether it converged."""
+            key = f"{n}{suffix}"
+            joined = f"{label}: join through one seed"
+            if f"unconverged {key}" in cl:
+                note = cl[f"unconverged {key}"]
+                report.add(f"converge {key}", "cluster", joined, None, "s", note=note)
+                return False
+            if f"converge {key}" not in cl:
+                return False
+            converged, raw = cl[f"converge {key}"], cl[f"raw {n}"]
+            report.add(f"converge {key}", "cluster", joined, converged, "s", raw)
+            idle = f"{label}: idle gossip per member"
+            report.add(f"gossip idle {key}", "cluster", idle, cl[f"idle {key}"], "B/s")
+            return True
+
         for n in counts:
             if f"skip {n}" in cl:
                 note = f"skipped: {cl[f'skip {n}']}"
@@ -468,57 +486,8 @@ def run_suite(cfg: Config, only: set[str], smoke: bool, report: Report) -> None:
                 "s",
                 note=f"{n * (n - 1) // 2:,} connections",
             )
-            if f"unconverged {n}" in cl:
-                report.add(
-                    f"converge {n}",
-                    "cluster",
-                    f"{spread}: join through one seed",
-                    None,
-                    "s",
-                    note=cl[f"unconverged {n}"],
-                )
-                slow = f"{spread}, timeouts x{_cluster.SLOW_SCALE:g}"
-                if f"converge {n} slow" in cl:
-                    report.add(
-                        f"converge {n} slow",
-                        "cluster",
-                        f"{slow}: join through one seed",
-                        cl[f"converge {n} slow"],
-                        "s",
-                        cl[f"raw {n}"],
-                    )
-                    report.add(
-                        f"gossip idle {n} slow",
-                        "cluster",
-                        f"{slow}: idle gossip per member",
-                        cl[f"idle {n} slow"],
-                        "B/s",
-                    )
-                elif f"unconverged {n} slow" in cl:
-                    report.add(
-                        f"converge {n} slow",
-                        "cluster",
-                        f"{slow}: join through one seed",
-                        None,
-                        "s",
-                        note=cl[f"unconverged {n} slow"],
-                    )
-                continue
-            report.add(
-                f"converge {n}",
-                "cluster",
-                f"{spread}: join through one seed",
-                cl[f"converge {n}"],
-                "s",
-                cl[f"raw {n}"],
-            )
-            report.add(
-                f"gossip idle {n}",
-                "cluster",
-                f"{spread}: idle gossip per member",
-                cl[f"idle {n}"],
-                "B/s",
-            )
+            if not join_rows(cl, n, "", spread):
+                join_rows(cl, n, " slow", f"{spread}, timeouts x{_cluster.SLOW_SCALE:g}")
         detect_label = f"SIGKILL to member_down on all ({cl['detect size']:.0f} members)"
         if "detect" in cl:
             report.add("detect", "cluster", detect_label, cl["detect"], "s")
